@@ -1,0 +1,47 @@
+# Two commands set everything up on a fresh machine:
+#   make test     create .venv if needed, install the project with its dev tools, run every check
+#   make course   same set-up, then run the whole course in batch (PROFILE=auto|smoke|quick|full)
+# and, for working interactively:
+#   make lab      JupyterLab on the notebooks
+#   make outputs  re-execute every notebook in place so its stored outputs match the code
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The stamp is newer than pyproject.toml once the install succeeded: no reinstall when nothing changed.
+STAMP := $(VENV)/.installed-stamp
+PROFILE ?= auto
+OUTPUTS_PROFILE ?= quick
+RUN_ARGS ?=
+
+.PHONY: setup test lint course lab outputs images clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert (3, 10) <= sys.version_info[:2] < (3, 14), "Python 3.10 to 3.13 is needed, found " + sys.version.split()[0]'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check course_utils tests benchmarks notebooks
+	$(BIN)/ruff format --check course_utils tests benchmarks notebooks
+
+test: lint
+	$(BIN)/python -m pytest
+
+course: setup
+	$(BIN)/python -m course_utils run --profile $(PROFILE) $(RUN_ARGS)
+
+lab: setup
+	$(BIN)/jupyter lab notebooks
+
+outputs: setup
+	$(BIN)/python -m course_utils outputs --profile $(OUTPUTS_PROFILE)
+
+images: setup
+	$(BIN)/python -m course_utils.diagrams images
+
+clean:
+	rm -rf .pytest_cache .ruff_cache build *.egg-info

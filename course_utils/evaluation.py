@@ -1,0 +1,128 @@
+"""Measuring a trained classifier: loss, accuracy, predictions, confusion matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_utils.precision import autocast_context, resolve_precision
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` measured on a dataset.
+
+    Attributes:
+        loss: mean cross-entropy over all samples.
+        accuracy: fraction of samples classified correctly, in [0, 1].
+        predictions: (N,) int64, the predicted class of each sample (on the CPU).
+        probabilities: (N, K) float32, the softmax outputs (on the CPU).
+        targets: (N,) int64, the true classes (on the CPU).
+    """
+
+    loss: float
+    accuracy: float
+    predictions: torch.Tensor
+    probabilities: torch.Tensor
+    targets: torch.Tensor
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.targets.numel())
+
+    def __repr__(self) -> str:
+        return f"EvalResult(loss={self.loss:.4f}, accuracy={self.accuracy:.2%}, samples={self.num_samples})"
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    mixed_precision: str | bool = "auto",
+    channels_last: bool = False,
+) -> EvalResult:
+    """Run ``model`` over every batch of ``data`` in evaluation mode.
+
+    Args:
+        model: a classifier returning logits (B, K).
+        data: batches ``(x, y)``, e.g. a :class:`course_utils.data.Batches` (never
+            shuffled or augmented for evaluation); x must already be on the model's device.
+        mixed_precision: as in :func:`course_utils.training.fit`.
+        channels_last: convert inputs to channels-last memory format first.
+
+    Returns:
+        An :class:`EvalResult`. The model's training mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    precision = resolve_precision(mixed_precision, device)
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    predictions, probabilities, targets = [], [], []
+    try:
+        for x, y in data:
+            if channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast_context(device, precision):
+                logits = model(x)
+            logits = logits.float()
+            total_loss += F.cross_entropy(logits, y, reduction="sum").double()
+            probs = logits.softmax(dim=1)
+            probabilities.append(probs.cpu())
+            predictions.append(probs.argmax(dim=1).cpu())
+            targets.append(y.cpu())
+    finally:
+        model.train(was_training)
+    if not targets:
+        raise ValueError("evaluate() got no batches: the dataset is empty")
+    targets_all = torch.cat(targets)
+    predictions_all = torch.cat(predictions)
+    return EvalResult(
+        loss=float(total_loss.item()) / targets_all.numel(),
+        accuracy=float((predictions_all == targets_all).double().mean()),
+        predictions=predictions_all,
+        probabilities=torch.cat(probabilities),
+        targets=targets_all,
+    )
+
+
+def confusion_matrix(targets: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Count how often each true class was predicted as each class.
+
+    Args:
+        targets: (N,) int, true classes in ``0..num_classes-1``.
+        predictions: (N,) int, predicted classes.
+        num_classes: K.
+
+    Returns:
+        (K, K) int64 matrix; entry ``[i, j]`` counts samples of true class ``i`` predicted
+        as class ``j`` (rows are true classes, columns predictions).
+    """
+    targets = torch.as_tensor(targets).long().flatten().cpu()
+    predictions = torch.as_tensor(predictions).long().flatten().cpu()
+    if targets.shape != predictions.shape:
+        raise ValueError(f"targets {tuple(targets.shape)} and predictions {tuple(predictions.shape)} differ in length")
+    for name, values in (("targets", targets), ("predictions", predictions)):
+        if values.numel() and (values.min() < 0 or values.max() >= num_classes):
+            raise ValueError(f"{name} must lie in 0..{num_classes - 1}, found {values.min()}..{values.max()}")
+    flat = targets * num_classes + predictions
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def per_class_accuracy(matrix: torch.Tensor) -> torch.Tensor:
+    """Accuracy of each true class from a confusion matrix.
+
+    Args:
+        matrix: (K, K) counts from :func:`confusion_matrix`.
+
+    Returns:
+        (K,) float64: the diagonal over each row's total (``nan`` for a class with no samples).
+    """
+    matrix = torch.as_tensor(matrix).double()
+    totals = matrix.sum(dim=1)
+    return matrix.diagonal() / totals

@@ -1,0 +1,492 @@
+"""Tests for course_utils/models.py: parameter counts, shapes, shortcuts, validation, training steps."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_utils.models import (
+    MLP,
+    MODEL_NAMES,
+    BasicBlock,
+    LeNet5,
+    ResNet,
+    RowRNN,
+    ZeroPadShortcut,
+    build_model,
+    resnet20,
+    resnet32,
+    resnet44,
+    resnet56,
+    resnet110,
+)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def mnist_batch(n: int = 2) -> torch.Tensor:
+    return torch.randn(n, 1, 28, 28)
+
+
+def cifar_batch(n: int = 2) -> torch.Tensor:
+    return torch.randn(n, 3, 32, 32)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+# --------------------------------------------------------------------------------------
+# Parameter counts, pinned
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (LeNet5, 61_706),
+        (lambda: LeNet5(in_channels=3, padding=0), 62_006),  # conv1 gains 2 * 6 * 25 weights
+        (MLP, 101_770),
+        (lambda: MLP(in_features=3 * 32 * 32), 394_634),
+        (resnet20, 269_722),
+        (resnet32, 464_154),
+        (resnet44, 658_586),
+        (resnet56, 853_018),
+        (resnet110, 1_727_962),
+        (RowRNN, 82_186),
+    ],
+)
+def test_parameter_counts(build, expected: int) -> None:
+    assert n_params(build()) == expected
+
+
+def test_lenet5_parameter_count_by_hand() -> None:
+    conv1 = 1 * 6 * 5 * 5 + 6
+    conv2 = 6 * 16 * 5 * 5 + 16
+    fc = (400 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
+    assert conv1 + conv2 + fc == 61_706 == n_params(LeNet5())
+
+
+def test_mlp_parameter_count_by_hand() -> None:
+    assert (784 * 128 + 128) + (128 * 10 + 10) == 101_770 == n_params(MLP())
+
+
+@pytest.mark.parametrize("depth", [20, 32, 44, 56, 110])
+def test_resnet_parameter_count_by_hand(depth: int) -> None:
+    n = (depth - 2) // 6
+
+    def conv_bn(c_in: int, c_out: int, k: int = 3) -> int:
+        return c_in * c_out * k * k + 2 * c_out  # conv without bias, BN scale and shift
+
+    def stage(c_in: int, c_out: int) -> int:
+        first = conv_bn(c_in, c_out) + conv_bn(c_out, c_out)
+        return first + (n - 1) * 2 * conv_bn(c_out, c_out)
+
+    option_a = conv_bn(3, 16) + stage(16, 16) + stage(16, 32) + stage(32, 64) + 64 * 10 + 10
+    assert n_params(ResNet(depth)) == option_a
+    assert n_params(ResNet(depth, plain=True)) == option_a  # option A adds no parameters
+    projections = conv_bn(16, 32, k=1) + conv_bn(32, 64, k=1)
+    assert n_params(ResNet(depth, shortcut="B")) == option_a + projections == option_a + 2_752
+
+
+@pytest.mark.parametrize(("cell", "gates"), [("rnn", 1), ("lstm", 4), ("gru", 3)])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_rowrnn_parameter_count_by_hand(cell: str, gates: int, bidirectional: bool) -> None:
+    i, h, dirs = 28, 128, 2 if bidirectional else 1
+    layer1 = gates * (i * h + h * h + 2 * h) * dirs  # weight_ih, weight_hh, bias_ih, bias_hh
+    layer2 = gates * (dirs * h * h + h * h + 2 * h) * dirs  # reads the dirs * h outputs of layer 1
+    fc = dirs * h * 10 + 10
+    model = RowRNN(cell=cell, bidirectional=bidirectional, num_layers=2)
+    assert n_params(model) == layer1 + layer2 + fc
+
+
+# --------------------------------------------------------------------------------------
+# Output shapes
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "x"),
+    [
+        (LeNet5, mnist_batch()),
+        (lambda: LeNet5(in_channels=3, padding=0), cifar_batch()),
+        (MLP, mnist_batch()),
+        (lambda: MLP(in_features=3 * 32 * 32), cifar_batch()),
+        (resnet20, cifar_batch()),
+        (lambda: resnet20(in_channels=1), mnist_batch()),
+        (lambda: resnet20(shortcut="B"), cifar_batch()),
+        (lambda: resnet20(plain=True), cifar_batch()),
+        (RowRNN, mnist_batch()),
+        (lambda: RowRNN(input_size=96), cifar_batch()),
+        (lambda: RowRNN(input_size=1, sequence="pixels", hidden_size=16), mnist_batch()),
+        (lambda: RowRNN(input_size=3, sequence="pixels", hidden_size=16), cifar_batch()),
+        (lambda: RowRNN(cell="rnn"), mnist_batch()),
+        (lambda: RowRNN(cell="gru"), mnist_batch()),
+        (lambda: RowRNN(bidirectional=True), mnist_batch()),
+        (
+            lambda: RowRNN(input_size=96, cell="gru", num_layers=2, dropout=0.1, bidirectional=True),
+            cifar_batch(),
+        ),
+    ],
+)
+def test_output_is_logits_of_shape_n_by_10(build, x: torch.Tensor) -> None:
+    model = build()
+    out = model(x)
+    assert out.shape == (2, 10)
+    assert out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+
+
+def test_num_classes() -> None:
+    assert LeNet5(num_classes=7)(mnist_batch()).shape == (2, 7)
+    assert MLP(num_classes=7)(mnist_batch()).shape == (2, 7)
+    assert resnet20(num_classes=100)(cifar_batch()).shape == (2, 100)
+    assert RowRNN(num_classes=7)(mnist_batch()).shape == (2, 7)
+
+
+def test_lenet5_feature_maps_can_be_hooked() -> None:
+    model = LeNet5()
+    shapes = {}
+    for name in ("conv1", "pool1", "conv2", "pool2", "fc1", "fc2", "fc3"):
+        getattr(model, name).register_forward_hook(
+            lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:]))
+        )
+    model(mnist_batch())
+    assert shapes == {
+        "conv1": (6, 28, 28),
+        "pool1": (6, 14, 14),
+        "conv2": (16, 10, 10),
+        "pool2": (16, 5, 5),
+        "fc1": (120,),
+        "fc2": (84,),
+        "fc3": (10,),
+    }
+    assert model.conv1.weight.shape == (6, 1, 5, 5)
+
+
+def test_resnet_stage_shapes_and_named_parts() -> None:
+    model = resnet20()
+    x = cifar_batch()
+    stem = F.relu(model.bn1(model.conv1(x)))
+    assert stem.shape == (2, 16, 32, 32)
+    a = model.layer1(stem)
+    b = model.layer2(a)
+    c = model.layer3(b)
+    assert (a.shape, b.shape, c.shape) == ((2, 16, 32, 32), (2, 32, 16, 16), (2, 64, 8, 8))
+    assert all(len(stage) == 3 for stage in (model.layer1, model.layer2, model.layer3))
+    assert model.fc.in_features == 64
+    assert model.depth == 20 and model.num_blocks == 3
+
+
+# --------------------------------------------------------------------------------------
+# ResNet: shortcuts, plain networks, depth
+# --------------------------------------------------------------------------------------
+
+
+def blocks(model: nn.Module) -> list[BasicBlock]:
+    return [m for m in model.modules() if isinstance(m, BasicBlock)]
+
+
+def test_no_max_pool_anywhere_in_resnet() -> None:
+    for model in (resnet20(), resnet20(shortcut="B"), resnet20(plain=True)):
+        assert not any(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) for m in model.modules())
+
+
+@pytest.mark.parametrize("depth", [20, 32, 44, 56, 110])
+def test_depth_is_6n_plus_2_weighted_layers(depth: int) -> None:
+    model = ResNet(depth)
+    convs_in_blocks = sum(isinstance(m, nn.Conv2d) for b in blocks(model) for m in (b.conv1, b.conv2))
+    assert len(blocks(model)) == 3 * (depth - 2) // 6
+    assert 1 + convs_in_blocks + 1 == depth  # stem conv + block convs + fc
+
+
+def test_option_a_shortcuts_have_no_parameters() -> None:
+    model = resnet20(shortcut="A")
+    shortcuts = [b.shortcut for b in blocks(model)]
+    assert all(s is not None for s in shortcuts)
+    assert sum(n_params(s) for s in shortcuts) == 0
+    # Stride 2 only at the first block of stages 2 and 3: two zero-padding shortcuts.
+    assert [type(s).__name__ for s in shortcuts].count("ZeroPadShortcut") == 2
+    assert sum(isinstance(s, nn.Identity) for s in shortcuts) == 7
+
+
+def test_option_b_projects_with_1x1_convs_only_where_the_shape_changes() -> None:
+    model = resnet20(shortcut="B")
+    shortcuts = [b.shortcut for b in blocks(model)]
+    projections = [s for s in shortcuts if not isinstance(s, nn.Identity)]
+    assert len(projections) == 2
+    for s, (c_in, c_out) in zip(projections, [(16, 32), (32, 64)], strict=True):
+        conv = s[0]
+        assert isinstance(conv, nn.Conv2d) and isinstance(s[1], nn.BatchNorm2d)
+        assert conv.kernel_size == (1, 1) and conv.stride == (2, 2)
+        assert (conv.in_channels, conv.out_channels) == (c_in, c_out)
+
+
+def test_plain_network_has_no_shortcut_anywhere() -> None:
+    model = resnet20(plain=True)
+    assert len(blocks(model)) == 9
+    assert all(b.shortcut is None for b in blocks(model))
+    assert not any(isinstance(m, (ZeroPadShortcut, nn.Identity)) for m in model.modules())
+
+
+def zeroed_block(shortcut: str | None) -> BasicBlock:
+    block = BasicBlock(8, 8, stride=1, shortcut=shortcut).eval()
+    with torch.no_grad():
+        block.conv1.weight.zero_()
+        block.conv2.weight.zero_()
+    return block
+
+
+def test_plain_block_adds_nothing() -> None:
+    # With both convolutions zeroed the residual branch outputs 0 (fresh BN in eval mode is
+    # the identity). A plain block then outputs ReLU(0) = 0 ...
+    x = torch.rand(2, 8, 6, 6)
+    assert torch.equal(zeroed_block(None)(x), torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("shortcut", ["A", "B"])
+def test_residual_block_passes_its_input_through(shortcut: str) -> None:
+    # ... while a residual block outputs ReLU(0 + x) = x for a non-negative x.
+    x = torch.rand(2, 8, 6, 6)
+    assert torch.equal(zeroed_block(shortcut)(x), x)
+
+
+def test_zero_pad_shortcut_subsamples_and_appends_zero_channels() -> None:
+    x = torch.randn(2, 16, 32, 32)
+    out = ZeroPadShortcut(16, 32, stride=2)(x)
+    assert out.shape == (2, 32, 16, 16)
+    assert torch.equal(out[:, :16], x[:, :, ::2, ::2])
+    assert torch.equal(out[:, 16:], torch.zeros(2, 16, 16, 16))
+
+
+@pytest.mark.parametrize("depth", [0, 2, 5, 19, 21, 22, 100, 20.0, "20"])
+def test_resnet_rejects_depths_that_are_not_6n_plus_2(depth) -> None:
+    with pytest.raises(ValueError, match=r"6n \+ 2"):
+        ResNet(depth)
+
+
+def test_resnet_accepts_the_smallest_depth() -> None:
+    assert len(blocks(ResNet(8))) == 3
+
+
+@pytest.mark.parametrize("shortcut", ["C", "a", None, "identity"])
+def test_resnet_rejects_unknown_shortcuts(shortcut) -> None:
+    with pytest.raises(ValueError, match="shortcut"):
+        ResNet(20, shortcut=shortcut)
+
+
+def test_resnet_initialisation() -> None:
+    model = resnet20()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            assert torch.equal(m.weight, torch.ones_like(m.weight))
+            assert torch.equal(m.bias, torch.zeros_like(m.bias))
+    # He initialisation, fan_out: std = sqrt(2 / (k * k * out_channels)).
+    w = model.layer3[1].conv1.weight
+    assert w.std().item() == pytest.approx(math.sqrt(2 / (9 * 64)), rel=0.05)
+    # The classifier starts near zero, so the first loss is close to ln(10).
+    x, y = cifar_batch(32), torch.randint(0, 10, (32,))
+    assert F.cross_entropy(model(x), y).item() == pytest.approx(math.log(10), abs=0.05)
+
+
+def test_resnet_channels_last_and_bf16_autocast() -> None:
+    model = ResNet(8).eval()
+    x = cifar_batch()
+    with torch.no_grad():
+        reference = model(x)
+        cl_model = ResNet(8).eval()
+        cl_model.load_state_dict(model.state_dict())
+        cl_model = cl_model.to(memory_format=torch.channels_last)
+        channels_last = cl_model(x.to(memory_format=torch.channels_last))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = model(x)
+    torch.testing.assert_close(channels_last, reference, rtol=1e-4, atol=1e-5)
+    assert bf16.dtype == torch.bfloat16
+    torch.testing.assert_close(bf16.float(), reference, rtol=0.1, atol=0.05)
+
+
+def test_resnet_compiles_as_one_graph() -> None:
+    # fullgraph=True fails on any graph break. The "aot_eager" backend traces forward and
+    # backward like the default inductor backend does, without generating C++ (slow on CPU).
+    torch._dynamo.reset()
+    model = ResNet(8)
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    x = cifar_batch()
+    torch.testing.assert_close(compiled(x), model(x))
+    compiled(x).sum().backward()
+    assert model.conv1.weight.grad is not None
+
+
+def test_rowrnn_runs_under_torch_compile() -> None:
+    # Dynamo does not trace nn.LSTM: it breaks the graph there and runs the layer eagerly.
+    torch._dynamo.reset()
+    model = RowRNN(hidden_size=16)
+    x = mnist_batch()
+    torch.testing.assert_close(torch.compile(model, backend="aot_eager")(x), model(x))
+
+
+# --------------------------------------------------------------------------------------
+# RowRNN: sequences, final state, validation, initialisation
+# --------------------------------------------------------------------------------------
+
+
+def test_rows_of_a_colour_image_put_the_channels_side_by_side() -> None:
+    x = cifar_batch()
+    seq = RowRNN(input_size=96).to_sequence(x)
+    assert seq.shape == (2, 32, 96)
+    # Step t holds row t of the red, then the green, then the blue channel.
+    torch.testing.assert_close(seq[1, 5], torch.cat([x[1, 0, 5], x[1, 1, 5], x[1, 2, 5]]))
+
+
+def test_rows_of_mnist_are_the_rows() -> None:
+    x = mnist_batch()
+    assert torch.equal(RowRNN().to_sequence(x), x[:, 0])
+
+
+def test_pixels_are_read_in_reading_order() -> None:
+    x = mnist_batch()
+    seq = RowRNN(input_size=1, sequence="pixels").to_sequence(x)
+    assert seq.shape == (2, 784, 1)
+    assert torch.equal(seq[:, 28 * 3 + 7, 0], x[:, 0, 3, 7])
+    rgb = RowRNN(input_size=3, sequence="pixels").to_sequence(cifar_batch())
+    assert rgb.shape == (2, 1024, 3)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_classifies_from_the_final_hidden_state(cell: str) -> None:
+    model = RowRNN(cell=cell, hidden_size=16).eval()
+    x = mnist_batch()
+    with torch.no_grad():
+        out, _ = model.rnn(model.to_sequence(x))
+        torch.testing.assert_close(model(x), model.fc(out[:, -1]))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_bidirectional_concatenates_both_directions_of_the_top_layer(cell: str) -> None:
+    model = RowRNN(cell=cell, hidden_size=16, num_layers=2, bidirectional=True).eval()
+    x = mnist_batch()
+    with torch.no_grad():
+        out, _ = model.rnn(model.to_sequence(x))  # (N, T, 2H): forward then backward
+        # The forward direction has read everything at the last step, the backward one at step 0.
+        final = torch.cat([out[:, -1, :16], out[:, 0, 16:]], dim=1)
+        torch.testing.assert_close(model(x), model.fc(final))
+    assert model.fc.in_features == 32
+
+
+def test_rowrnn_uses_the_requested_cell() -> None:
+    assert isinstance(RowRNN(cell="rnn").rnn, nn.RNN) and RowRNN(cell="rnn").rnn.nonlinearity == "tanh"
+    assert isinstance(RowRNN(cell="lstm").rnn, nn.LSTM)
+    assert isinstance(RowRNN(cell="gru").rnn, nn.GRU)
+    assert RowRNN().rnn.batch_first
+
+
+def test_rowrnn_says_which_input_size_cifar_needs() -> None:
+    with pytest.raises(ValueError) as error:
+        RowRNN(input_size=28)(cifar_batch())
+    message = str(error.value)
+    assert "C*W = 28" in message and "(N, 3, 32, 32)" in message and "input_size=96" in message
+
+
+def test_rowrnn_pixels_input_size_error() -> None:
+    with pytest.raises(ValueError, match=r"sequence='pixels', input_size=28.*use input_size=1"):
+        RowRNN(input_size=28, sequence="pixels")(mnist_batch())
+
+
+def test_rowrnn_rejects_inputs_that_are_not_images() -> None:
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\).*\(2, 28, 28\)"):
+        RowRNN()(torch.randn(2, 28, 28))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"cell": "transformer"}, "cell must be one of"),
+        ({"cell": "LSTM"}, "cell must be one of"),
+        ({"sequence": "columns"}, "sequence must be"),
+        ({"dropout": 0.2}, "num_layers > 1"),
+    ],
+)
+def test_rowrnn_rejects_bad_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        RowRNN(**kwargs)
+
+
+def test_rowrnn_initialisation() -> None:
+    model = RowRNN(hidden_size=32)
+    bias = model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0
+    # Gates in PyTorch's order: input, forget, cell, output. Only the forget gate starts at 1.
+    assert torch.equal(bias[32:64], torch.ones(32))
+    assert torch.equal(bias[:32], torch.zeros(32)) and torch.equal(bias[64:], torch.zeros(64))
+    for gate in model.rnn.weight_hh_l0.detach().split(32):
+        torch.testing.assert_close(gate @ gate.T, torch.eye(32), atol=1e-5, rtol=0)
+
+
+# --------------------------------------------------------------------------------------
+# Every model trains: one gradient step
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "x"),
+    [
+        (LeNet5, mnist_batch(4)),
+        (MLP, mnist_batch(4)),
+        (lambda: ResNet(8), cifar_batch(4)),
+        (lambda: ResNet(8, shortcut="B"), cifar_batch(4)),
+        (lambda: ResNet(8, plain=True), cifar_batch(4)),
+        (lambda: RowRNN(cell="rnn", hidden_size=16), mnist_batch(4)),
+        (lambda: RowRNN(cell="lstm", hidden_size=16, bidirectional=True), mnist_batch(4)),
+        (lambda: RowRNN(cell="gru", hidden_size=16, num_layers=2, dropout=0.1), mnist_batch(4)),
+    ],
+)
+def test_one_gradient_step_lowers_the_loss_on_the_batch(build, x: torch.Tensor) -> None:
+    model = build().train()
+    y = torch.tensor([0, 1, 2, 3])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    rnn_dropout = getattr(getattr(model, "rnn", None), "dropout", 0.0)
+    if rnn_dropout > 0 or any(isinstance(m, nn.Dropout) for m in model.modules()):
+        model.eval()  # dropout would make the two losses incomparable; on the CPU gradients still flow
+    before = F.cross_entropy(model(x), y)
+    optimizer.zero_grad()
+    before.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    optimizer.step()
+    with torch.no_grad():
+        after = F.cross_entropy(model(x), y)
+    assert after.item() < before.item()
+
+
+# --------------------------------------------------------------------------------------
+# build_model
+# --------------------------------------------------------------------------------------
+
+
+def test_build_model_builds_every_name() -> None:
+    expected = {
+        "lenet5": LeNet5,
+        "mlp": MLP,
+        "resnet20": ResNet,
+        "resnet32": ResNet,
+        "resnet44": ResNet,
+        "resnet56": ResNet,
+        "resnet110": ResNet,
+        "rowrnn": RowRNN,
+    }
+    assert set(MODEL_NAMES) == set(expected)
+    for name, cls in expected.items():
+        assert type(build_model(name)) is cls
+    assert build_model("resnet56").depth == 56
+    assert n_params(build_model("ResNet20", shortcut="B")) == 272_474
+    assert build_model("rowrnn", cell="gru").cell == "gru"
+
+
+def test_build_model_lists_the_valid_names() -> None:
+    with pytest.raises(ValueError, match=r"unknown model 'lenet'.*lenet5, mlp, resnet20"):
+        build_model("lenet")

@@ -1,0 +1,551 @@
+"""Tests for course_utils.plots: each figure must show the data it was given, not just draw.
+
+The figures are inspected through their artists: ``ax.images[0].get_array()`` is what an
+image shows, ``line.get_ydata()`` what a curve shows, ``ax.texts`` the numbers written on
+a plot. Nothing needs a display (Agg backend).
+"""
+
+import io
+import re
+import warnings
+
+import matplotlib
+import matplotlib.pyplot as plt  # only to check that no pyplot figure is left open
+import numpy as np
+import pytest
+import torch
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+from torch import nn
+
+from course_utils.history import History
+from course_utils.plots import (
+    most_confident_mistakes,
+    plot_accuracy_curves,
+    plot_confusion_matrix,
+    plot_feature_maps,
+    plot_filters,
+    plot_history,
+    plot_image_grid,
+    plot_lr_schedule,
+    plot_model_comparison,
+    plot_most_confident_mistakes,
+    plot_per_class_accuracy,
+)
+
+matplotlib.use("Agg")  # no display needed (the conftest sets MPLBACKEND=Agg as well)
+
+RED = to_rgba("red")
+DIGITS = [str(i) for i in range(10)]
+CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def image_axes(fig: Figure) -> list:
+    return [ax for ax in fig.axes if ax.images]
+
+
+def shown(ax) -> np.ndarray:
+    """The pixels an axes' (first) image draws."""
+    return np.asarray(ax.images[0].get_array())
+
+
+def titles(fig: Figure) -> list[str]:
+    return [ax.get_title() for ax in image_axes(fig)]
+
+
+def is_red(color) -> bool:
+    return to_rgba(color) == RED
+
+
+def make_history(name: str = "", epochs: int = 4, validation: bool = True) -> History:
+    history = History(name=name)
+    for epoch in range(1, epochs + 1):
+        row = {"epoch": epoch, "train_loss": 2.0 / epoch, "train_accuracy": 0.5 + 0.1 * epoch, "lr": 0.1}
+        if validation:
+            row |= {"val_loss": 2.5 / epoch, "val_accuracy": 0.45 + 0.1 * epoch}
+        history.append(row)
+    return history
+
+
+# --- plot_image_grid ------------------------------------------------------------------------------
+
+
+def test_image_grid_draws_each_uint8_image_unchanged_with_its_class_name():
+    images = torch.randint(0, 256, (20, 28, 28), dtype=torch.uint8)
+    labels = torch.arange(20) % 10
+    fig = plot_image_grid(images, labels, DIGITS, ncols=8, title="MNIST")
+
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 24  # 3 rows of 8
+    drawn = image_axes(fig)
+    assert len(drawn) == 20
+    for ax in fig.axes[20:]:
+        assert not ax.images and not ax.axison  # the rest of the last row is turned off
+    for i, ax in enumerate(drawn):
+        np.testing.assert_array_equal(shown(ax), images[i].numpy())
+        assert ax.images[0].get_cmap().name == "gray"
+        assert ax.images[0].get_clim() == (0, 255)
+        assert len(ax.get_xticks()) == 0 and len(ax.get_yticks()) == 0
+    assert titles(fig) == [DIGITS[i] for i in labels.tolist()]
+    assert fig.get_suptitle() == "MNIST"
+
+
+def test_image_grid_marks_wrong_predictions_in_red():
+    images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    labels = np.array([0, 1, 2, 3, 4, 5])
+    predictions = np.array([0, 9, 2, 3, 1, 5])
+    fig = plot_image_grid(images, labels, CIFAR10, predictions)
+
+    drawn = image_axes(fig)
+    assert len(drawn) == 6
+    assert titles(fig) == [f"{CIFAR10[p]} ({CIFAR10[t]})" for p, t in zip(predictions, labels)]
+    for ax, p, t in zip(drawn, predictions, labels):
+        wrong = p != t
+        assert is_red(ax.title.get_color()) == wrong
+        frame = ax.spines["left"]
+        if wrong:
+            assert frame.get_visible() and is_red(frame.get_edgecolor())
+        else:
+            assert not frame.get_visible()
+    np.testing.assert_array_equal(shown(drawn[1]), images[1])  # RGB pixels drawn as they are
+
+
+def test_image_grid_undoes_the_normalisation_with_mean_and_std():
+    rng = np.random.default_rng(1)
+    mean, std = np.array([0.49, 0.48, 0.45]), np.array([0.25, 0.24, 0.26])
+    pixels = rng.random((3, 3, 8, 8))  # (N, C, H, W) in [0, 1]
+    normalised = torch.tensor((pixels - mean[:, None, None]) / std[:, None, None], dtype=torch.float32)
+    fig = plot_image_grid(normalised, mean=mean.tolist(), std=std.tolist())
+
+    drawn = image_axes(fig)
+    for i, ax in enumerate(drawn):
+        np.testing.assert_allclose(shown(ax), pixels[i].transpose(1, 2, 0), atol=1e-6)
+    assert titles(fig) == ["", "", ""]
+
+    gray = torch.tensor(rng.random((2, 1, 8, 8)), dtype=torch.float32)
+    fig = plot_image_grid((gray - 0.1307) / 0.3081, mean=(0.1307,), std=(0.3081,))
+    np.testing.assert_allclose(shown(fig.axes[0]), gray[0, 0].numpy(), atol=1e-6)
+    assert fig.axes[0].images[0].get_cmap().name == "gray"
+
+
+def test_image_grid_scales_each_float_image_to_0_1_without_mean_and_std():
+    images = torch.stack([torch.linspace(-3, 5, 64).reshape(1, 8, 8), torch.full((1, 8, 8), 7.0)])
+    fig = plot_image_grid(images, ncols=8)
+
+    assert len(fig.axes) == 2  # fewer images than ncols: one column each
+    first = shown(fig.axes[0])
+    assert first.min() == 0 and first.max() == 1
+    np.testing.assert_allclose(first, (images[0, 0].numpy() + 3) / 8, atol=1e-6)
+    np.testing.assert_array_equal(shown(fig.axes[1]), np.zeros((8, 8)))  # a constant image
+
+
+def test_image_grid_titles_with_predictions_only_and_raw_labels():
+    images = torch.zeros(2, 1, 4, 4)
+    assert titles(plot_image_grid(images, predictions=[3, 1], classes=DIGITS)) == ["3", "1"]
+    assert titles(plot_image_grid(images, labels=["cat", "dog"])) == ["cat", "dog"]
+
+
+@pytest.mark.parametrize(
+    ("images", "kwargs", "message"),
+    [
+        (torch.zeros(4, 5, 8, 8), {}, "expects images uint8 (N, H, W) or (N, H, W, 3)"),
+        (torch.zeros(8, 8), {}, "got shape (8, 8)"),
+        (torch.zeros(3, 1, 8, 8), {"labels": [0, 1]}, "one entry per image, shape (3,)"),
+        (torch.zeros(2, 1, 8, 8), {"labels": [0, 10], "classes": DIGITS}, "class indices in [0, 10)"),
+        (torch.zeros(2, 3, 8, 8), {"mean": (0.5, 0.5), "std": (0.2, 0.2)}, "the images have 3 channels"),
+        (torch.zeros(2, 3, 8, 8), {"mean": (0.5, 0.5, 0.5)}, "pass both mean and std"),
+        (torch.zeros(2, 8, 8, dtype=torch.uint8), {"mean": 0.5, "std": 0.2}, "raw pixels already"),
+    ],
+)
+def test_image_grid_rejects_bad_input_with_a_clear_message(images, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        plot_image_grid(images, **kwargs)
+
+
+# --- plot_history ---------------------------------------------------------------------------------
+
+
+def test_history_draws_train_solid_and_validation_dashed_in_percent():
+    history = make_history("lenet")
+    fig = plot_history(history)
+
+    assert isinstance(fig, Figure)
+    loss_ax, accuracy_ax = fig.axes
+    epochs = history.column("epoch")
+    train, val = loss_ax.get_lines()
+    np.testing.assert_allclose(train.get_xdata(), epochs)
+    np.testing.assert_allclose(train.get_ydata(), history.column("train_loss"))
+    np.testing.assert_allclose(val.get_ydata(), history.column("val_loss"))
+    assert train.get_linestyle() == "-" and val.get_linestyle() == "--"
+    assert train.get_color() == val.get_color()
+
+    train, val = accuracy_ax.get_lines()
+    np.testing.assert_allclose(train.get_ydata(), np.array(history.column("train_accuracy")) * 100)
+    np.testing.assert_allclose(val.get_ydata(), np.array(history.column("val_accuracy")) * 100)
+    assert "%" in accuracy_ax.get_ylabel() and accuracy_ax.get_xlabel() == "epoch"
+    assert [t.get_text() for t in accuracy_ax.get_legend().get_texts()] == ["train", "validation"]
+    assert fig.get_suptitle() == "lenet"
+
+
+def test_history_skips_validation_lines_that_are_all_nan():
+    fig = plot_history(make_history(validation=False), metrics=("loss", "accuracy"))
+    for ax in fig.axes:
+        assert len(ax.get_lines()) == 1
+        assert ax.get_lines()[0].get_linestyle() == "-"
+
+
+def test_history_compares_runs_with_one_colour_each():
+    runs = {"mlp": make_history(epochs=3), "cnn": make_history(epochs=5, validation=False)}
+    fig = plot_history(runs, metrics="accuracy", title="MLP vs CNN")
+
+    (ax,) = fig.axes
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == ["mlp train", "mlp validation", "cnn train"]
+    assert lines[0].get_color() == lines[1].get_color() != lines[2].get_color()
+    assert len(lines[2].get_xdata()) == 5
+    assert fig.get_suptitle() == "MLP vs CNN"
+
+    named = [make_history("a"), make_history("b")]
+    labels = [line.get_label() for line in plot_history(named, metrics=["loss"]).axes[0].get_lines()]
+    assert labels == ["a train", "a validation", "b train", "b validation"]
+
+
+def test_history_plots_other_columns_and_rejects_unknown_ones():
+    fig = plot_history(make_history(), metrics=("lr",))
+    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(), [0.1] * 4)
+    with pytest.raises(ValueError, match="unknown metric 'acc'"):
+        plot_history(make_history(), metrics=("acc",))
+    with pytest.raises(ValueError, match="has no epochs"):
+        plot_history(History(name="empty"))
+
+
+# --- plot_lr_schedule -----------------------------------------------------------------------------
+
+
+def test_lr_schedule_draws_one_value_per_step_in_steps_or_epochs():
+    lrs = [0.1 * (1 - i / 20) for i in range(20)]
+    (line,) = plot_lr_schedule(lrs).axes[0].get_lines()
+    np.testing.assert_allclose(line.get_xdata(), np.arange(20))
+    np.testing.assert_allclose(line.get_ydata(), lrs)
+
+    fig = plot_lr_schedule(torch.tensor(lrs), steps_per_epoch=5, title="linear decay")
+    ax = fig.axes[0]
+    np.testing.assert_allclose(ax.get_lines()[0].get_xdata(), np.arange(20) / 5)
+    assert ax.get_xlabel() == "epoch" and ax.get_title() == "linear decay"
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        plot_lr_schedule(lrs, steps_per_epoch=0)
+
+
+# --- plot_confusion_matrix ------------------------------------------------------------------------
+
+
+def test_confusion_matrix_shows_the_counts_with_true_rows_and_predicted_columns():
+    matrix = torch.tensor([[50, 2, 0], [5, 40, 5], [0, 10, 38]])
+    classes = ["cat", "dog", "horse"]
+    fig = plot_confusion_matrix(matrix, classes)
+
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    np.testing.assert_array_equal(shown(ax), matrix.numpy())
+    assert [t.get_text() for t in ax.texts] == [str(v) for v in matrix.flatten().tolist()]
+    assert [t.get_position() for t in ax.texts[:2]] == [(0, 0), (1, 0)]  # (column, row)
+    assert ax.texts[0].get_color() == "white"  # the darkest cell
+    assert ax.texts[2].get_color() == "black"  # a zero
+    assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
+    assert [t.get_text() for t in ax.get_xticklabels()] == classes
+    assert [t.get_text() for t in ax.get_yticklabels()] == classes
+    assert ax.get_xticklabels()[2].get_rotation() == 45  # "horse" is long enough to slant
+
+
+def test_confusion_matrix_normalised_rows_in_percent():
+    matrix = np.array([[3, 1], [0, 0]])
+    fig = plot_confusion_matrix(matrix, ["0", "1"], normalize=True)
+    ax = fig.axes[0]
+    np.testing.assert_allclose(shown(ax), [[0.75, 0.25], [0.0, 0.0]])
+    assert [t.get_text() for t in ax.texts] == ["75%", "25%", "0%", "0%"]
+    assert ax.get_xticklabels()[0].get_rotation() == 0  # short names stay upright
+
+
+def test_confusion_matrix_rejects_a_matrix_that_does_not_fit_the_classes():
+    message = (
+        "plot_confusion_matrix expects a square (K, K) matrix with K = len(classes) = 10, got shape (10, 9)"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        plot_confusion_matrix(torch.zeros(10, 9, dtype=torch.long), DIGITS)
+
+
+# --- plot_per_class_accuracy ----------------------------------------------------------------------
+
+
+def test_per_class_accuracy_bars_in_percent():
+    accuracy = torch.tensor([0.9, 0.5, 1.0, 0.25])
+    classes = ["plane", "car", "bird", "cat"]
+    fig = plot_per_class_accuracy(accuracy, classes)
+
+    (ax,) = fig.axes
+    heights = [bar.get_height() for bar in ax.containers[0]]
+    np.testing.assert_allclose(heights, [90, 50, 100, 25])
+    assert [t.get_text() for t in ax.get_xticklabels()] == classes
+    assert [t.get_text() for t in ax.texts] == ["90", "50", "100", "25"]
+    assert "%" in ax.get_ylabel()
+    (mean_line,) = ax.get_lines()
+    np.testing.assert_allclose(mean_line.get_ydata(), [66.25, 66.25])
+
+
+def test_per_class_accuracy_rejects_percentages_and_wrong_lengths():
+    with pytest.raises(ValueError, match=re.escape("fractions in [0, 1]")):
+        plot_per_class_accuracy([90.0, 50.0], ["a", "b"])
+    with pytest.raises(ValueError, match=re.escape("shape (3,)")):
+        plot_per_class_accuracy([0.9, 0.5], ["a", "b", "c"])
+
+
+# --- most_confident_mistakes ----------------------------------------------------------------------
+
+
+def mistakes_example() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    probabilities = torch.tensor(
+        [
+            [0.90, 0.05, 0.05],  # 0: right
+            [0.10, 0.70, 0.20],  # 1: wrong, p=0.70
+            [0.05, 0.05, 0.90],  # 2: wrong, p=0.90
+            [0.40, 0.35, 0.25],  # 3: wrong, p=0.40
+            [0.20, 0.80, 0.00],  # 4: right
+            [0.05, 0.15, 0.80],  # 5: wrong, p=0.80
+        ]
+    )
+    targets = torch.tensor([0, 0, 1, 2, 1, 0])
+    return targets, probabilities.argmax(1), probabilities
+
+
+def test_most_confident_mistakes_picks_the_surest_wrong_predictions_in_order():
+    targets, predictions, probabilities = mistakes_example()
+    indices = most_confident_mistakes(targets, predictions, probabilities, k=3)
+    assert indices.dtype == torch.long
+    assert indices.tolist() == [2, 5, 1]
+    assert most_confident_mistakes(targets, predictions, probabilities, k=10).tolist() == [2, 5, 1, 3]
+    numpy_args = (targets.numpy(), predictions.numpy(), probabilities.numpy())
+    assert most_confident_mistakes(*numpy_args, k=2).tolist() == [2, 5]
+    assert most_confident_mistakes(targets, targets, probabilities, k=3).tolist() == []
+    with pytest.raises(ValueError, match=re.escape("shape (N,) with N = len(probabilities) = 6")):
+        most_confident_mistakes(targets[:5], predictions, probabilities, k=3)
+
+
+def test_plot_most_confident_mistakes_titles_and_images_in_order():
+    targets, predictions, probabilities = mistakes_example()
+    images = torch.arange(6, dtype=torch.uint8).repeat_interleave(16).reshape(6, 4, 4)  # image i is all i
+    classes = ["cat", "dog", "frog"]
+    fig = plot_most_confident_mistakes(images, targets, predictions, probabilities, classes, k=3)
+
+    assert isinstance(fig, Figure)
+    assert titles(fig) == ["frog p=0.90 / dog", "frog p=0.80 / cat", "dog p=0.70 / cat"]
+    assert [int(shown(ax)[0, 0]) for ax in image_axes(fig)] == [2, 5, 1]
+
+    fig = plot_most_confident_mistakes(images, targets, predictions, probabilities, classes, k=9, ncols=2)
+    assert len(image_axes(fig)) == 4  # only 4 mistakes
+    assert len(fig.axes) == 4  # 2 rows of 2
+
+
+def test_plot_most_confident_mistakes_without_mistakes_says_so():
+    targets, _, probabilities = mistakes_example()
+    images = torch.zeros(6, 1, 4, 4)
+    fig = plot_most_confident_mistakes(images, targets, targets, probabilities, ["a", "b", "c"])
+    assert isinstance(fig, Figure)
+    assert not fig.axes
+    assert [t.get_text() for t in fig.texts] == ["no mistakes"]
+
+
+# --- plot_filters ---------------------------------------------------------------------------------
+
+
+def test_filters_single_channel_on_a_symmetric_diverging_scale():
+    conv = nn.Conv2d(1, 6, kernel_size=5)
+    fig = plot_filters(conv.weight)
+
+    assert isinstance(fig, Figure)
+    drawn = image_axes(fig)
+    assert len(drawn) == 6
+    weight = conv.weight.detach().numpy()
+    limit = np.abs(weight).max()
+    for i, ax in enumerate(drawn):
+        np.testing.assert_allclose(shown(ax), weight[i, 0])
+        assert ax.images[0].get_clim() == pytest.approx((-limit, limit))
+        assert ax.images[0].get_cmap().name == "RdBu_r"
+    assert len(fig.axes) == 7  # 6 filters and a colour bar
+
+
+def test_filters_mean_over_many_input_channels_and_rgb_scaled_per_filter():
+    conv = nn.Conv2d(4, 3, kernel_size=3)
+    fig = plot_filters(conv, ncols=2)  # the module works too
+    weight = conv.weight.detach().numpy()
+    for i, ax in enumerate(image_axes(fig)):
+        np.testing.assert_allclose(shown(ax), weight[i].mean(axis=0), rtol=1e-6)
+
+    rgb = torch.randn(10, 3, 5, 5)
+    fig = plot_filters(rgb, ncols=4)
+    assert len(fig.axes) == 12 and len(image_axes(fig)) == 10
+    for i, ax in enumerate(image_axes(fig)):
+        w = rgb[i].numpy()
+        np.testing.assert_allclose(
+            shown(ax), ((w - w.min()) / (w.max() - w.min())).transpose(1, 2, 0), atol=1e-6
+        )
+
+
+def test_filters_rejects_a_weight_that_is_not_4d():
+    with pytest.raises(ValueError, match=re.escape("(C_out, C_in, k, k), got shape (10, 20)")):
+        plot_filters(torch.zeros(10, 20))
+
+
+# --- plot_feature_maps ----------------------------------------------------------------------------
+
+
+class SpyMode(nn.Module):
+    """Records whether it ran in training mode and with gradients."""
+
+    def forward(self, x):
+        self.seen = (self.training, torch.is_grad_enabled())
+        return x
+
+
+class TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 20, 3, padding=1)
+        self.bn = nn.BatchNorm2d(20)
+        self.spy = SpyMode()
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(20 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.bn(self.conv1(x))))
+        return self.fc(self.spy(x).flatten(1))
+
+
+def test_feature_maps_show_the_layer_output_and_leave_the_model_as_it_was():
+    torch.manual_seed(0)
+    model = TinyNet()
+    model.train()
+    model.bn.eval()  # a frozen BatchNorm inside a training model must stay frozen
+    x = torch.randn(1, 8, 8)
+    fig = plot_feature_maps(model, x, "conv1", max_maps=16, ncols=8)
+
+    assert isinstance(fig, Figure)
+    drawn = image_axes(fig)
+    assert len(drawn) == 16 and len(fig.axes) == 16
+    expected = model.conv1(x.unsqueeze(0)).detach()[0]
+    for c, ax in enumerate(drawn):
+        np.testing.assert_allclose(shown(ax), expected[c].numpy(), rtol=1e-5, atol=1e-6)
+    assert model.spy.seen == (False, False)  # ran in eval mode, without gradients
+    assert model.training and model.spy.training and not model.bn.training
+    assert not model.conv1._forward_hooks  # the hook is gone
+
+    fig = plot_feature_maps(model, x.unsqueeze(0), model.pool, max_maps=4)  # a module, not a name
+    assert len(image_axes(fig)) == 4
+    assert shown(image_axes(fig)[0]).shape == (4, 4)
+    assert "pool" in fig.get_suptitle()
+
+
+def test_feature_maps_errors_name_valid_layers_and_still_clean_up():
+    model = TinyNet().train()
+    x = torch.randn(1, 1, 8, 8)
+    with pytest.raises(
+        ValueError, match=r"'conv2' is not a submodule of TinyNet; valid names include 'conv1'"
+    ):
+        plot_feature_maps(model, x, "conv2")
+    with pytest.raises(ValueError, match="not a \\(1, C, H, W\\) feature map"):
+        plot_feature_maps(model, x, "fc")
+    assert not model.fc._forward_hooks and model.training
+    with pytest.raises(ValueError, match=re.escape("expects one image, (C, H, W) or (1, C, H, W)")):
+        plot_feature_maps(model, torch.randn(2, 1, 8, 8), "conv1")
+    with pytest.raises(ValueError, match="not part of the model"):
+        plot_feature_maps(model, x, nn.Conv2d(1, 1, 1))
+
+
+# --- plot_model_comparison and plot_accuracy_curves -----------------------------------------------
+
+
+def test_model_comparison_scatter_labels_each_point():
+    names = ["MLP", "LeNet-5", "ResNet-20"]
+    params, accuracy = [118_282, 61_706, 272_474], [0.978, 0.991, 0.92]
+    fig = plot_model_comparison(
+        names, params, accuracy, xlabel="parameters", ylabel="accuracy", logx=True, percent=True
+    )
+
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    np.testing.assert_allclose(
+        ax.collections[0].get_offsets(), np.column_stack([params, np.array(accuracy) * 100])
+    )
+    assert [t.get_text() for t in ax.texts] == names
+    assert ax.get_xscale() == "log"
+    assert ax.get_ylabel() == "accuracy (%)" and ax.get_xlabel() == "parameters"
+
+
+def test_model_comparison_bars_with_values_written_on_them():
+    names = ["MLP", "LeNet-5"]
+    fig = plot_model_comparison(names, None, [12.0, 30.5], xlabel="model", ylabel="seconds", kind="bar")
+    (ax,) = fig.axes
+    np.testing.assert_allclose([bar.get_height() for bar in ax.containers[0]], [12.0, 30.5])
+    assert [t.get_text() for t in ax.get_xticklabels()] == names
+    assert [t.get_text() for t in ax.texts] == ["12", "30.5"]
+    with pytest.raises(ValueError, match="kind must be 'scatter' or 'bar'"):
+        plot_model_comparison(names, [1, 2], [1, 2], xlabel="x", ylabel="y", kind="pie")
+    with pytest.raises(ValueError, match=re.escape("shape (2,), got shape (3,)")):
+        plot_model_comparison(names, [1, 2], [1, 2, 3], xlabel="x", ylabel="y")
+
+
+def test_accuracy_curves_one_line_per_model_in_percent():
+    shifts = [0, 1, 2, 3]
+    curves = {"MLP": [0.98, 0.6, 0.3, 0.2], "CNN": torch.tensor([0.99, 0.97, 0.9, 0.8])}
+    fig = plot_accuracy_curves(shifts, curves, xlabel="shift (pixels)", title="translation")
+
+    (ax,) = fig.axes
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == ["MLP", "CNN"]
+    for line, values in zip(lines, curves.values()):
+        np.testing.assert_allclose(line.get_xdata(), shifts)
+        np.testing.assert_allclose(line.get_ydata(), np.asarray(values) * 100, rtol=1e-6)
+    assert ax.get_ylabel() == "accuracy (%)" and ax.get_title() == "translation"
+    with pytest.raises(ValueError, match="curve 'MLP'"):
+        plot_accuracy_curves([0, 1], {"MLP": [0.9]}, xlabel="shift")
+
+
+# --- all figures ----------------------------------------------------------------------------------
+
+
+def every_figure() -> list[Figure]:
+    targets, predictions, probabilities = mistakes_example()
+    return [
+        plot_image_grid(torch.randint(0, 256, (10, 28, 28), dtype=torch.uint8), torch.arange(10), DIGITS),
+        plot_history({"a": make_history(), "b": make_history(validation=False)}),
+        plot_lr_schedule([0.1, 0.05, 0.01], steps_per_epoch=2),
+        plot_confusion_matrix(torch.eye(10, dtype=torch.long) * 90 + 1, CIFAR10),
+        plot_per_class_accuracy(torch.linspace(0, 1, 10), CIFAR10),
+        plot_most_confident_mistakes(
+            torch.randn(6, 3, 8, 8), targets, predictions, probabilities, CIFAR10[:3]
+        ),
+        plot_filters(torch.randn(8, 3, 5, 5)),
+        plot_feature_maps(TinyNet(), torch.randn(1, 1, 8, 8), "bn"),
+        plot_model_comparison(["a", "b"], [1, 10], [0.5, 0.7], xlabel="x", ylabel="y", logx=True),
+        plot_accuracy_curves([0, 1], {"a": [0.5, 0.7]}, xlabel="x"),
+    ]
+
+
+def test_figures_render_headless_without_warnings_or_open_pyplot_figures():
+    open_before = plt.get_fignums()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. constrained layout failing, or clipped RGB data
+        figures = every_figure()
+        for fig in figures:
+            assert isinstance(fig, Figure)
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png")
+            assert buffer.getvalue().startswith(b"\x89PNG")
+    assert plt.get_fignums() == open_before  # nothing left for pyplot to show or leak
+
+
+def test_a_returned_figure_displays_as_a_png_in_jupyter():
+    formatters = pytest.importorskip("IPython.core.formatters")
+    fig = plot_lr_schedule([0.1, 0.01])
+    png = formatters.PNGFormatter()(fig)  # what IPython does with a cell's value
+    assert png is not None and png.startswith(b"\x89PNG")
+    assert repr(fig).startswith("<Figure size")  # shown like any matplotlib figure

@@ -51,6 +51,21 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     return path
 
 
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write a text file through a temporary file and a rename, like :func:`atomic_torch_save`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as tmp_file:
+            tmp_file.write(text)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def _describe_model(model: nn.Module) -> dict[str, Any]:
     state = model.state_dict()
     return {
@@ -82,14 +97,18 @@ def _check_compatible(model: nn.Module, saved: dict[str, Any], path: Path) -> No
         f"but you are loading it into a {current['class']} with {current['parameters']:,} parameters."
     ]
     if missing:
-        lines.append(f"  in the model but not the checkpoint: {', '.join(missing[:5])}{' …' * (len(missing) > 5)}")
+        lines.append(
+            f"  in the model but not the checkpoint: {', '.join(missing[:5])}{' …' * (len(missing) > 5)}"
+        )
     if unexpected:
         lines.append(
-            f"  in the checkpoint but not the model: {', '.join(unexpected[:5])}{' …' * (len(unexpected) > 5)}"
+            f"  in the checkpoint but not the model: "
+            f"{', '.join(unexpected[:5])}{' …' * (len(unexpected) > 5)}"
         )
     for name in mismatched[:5]:
         lines.append(
-            f"  {name}: checkpoint has shape {tuple(saved_shapes[name])}, model has {tuple(current['shapes'][name])}"
+            f"  {name}: checkpoint has shape {tuple(saved_shapes[name])}, "
+            f"model has {tuple(current['shapes'][name])}"
         )
     lines.append("Build the same model (class and arguments) that was trained, or use another checkpoint.")
     raise CheckpointError("\n".join(lines))
@@ -226,7 +245,9 @@ def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, Any] | 
     return save_checkpoint(path, model, extra={"metadata": metadata or {}})
 
 
-def load_weights(model: nn.Module, path: str | Path, map_location: str | torch.device | None = None) -> nn.Module:
+def load_weights(
+    model: nn.Module, path: str | Path, map_location: str | torch.device | None = None
+) -> nn.Module:
     """Load weights saved by :func:`save_weights` (or any checkpoint) into ``model`` and return it."""
     load_checkpoint(path, model, map_location=map_location)
     return model

@@ -83,7 +83,9 @@ def default_data_dir(data_dir: str | Path | None = None) -> Path:
 
     Args:
         data_dir: a folder to use. When None, ``$COURSE_DATA_DIR`` if that is set, else the
-            ``data/`` folder at the root of the repository (beside ``course_utils/``).
+            ``data/`` folder at the root of the repository (beside ``course_utils/``) when
+            the package runs from a checkout, else ``data/`` in the current folder (a
+            ``pip install`` from the repository, as on Colab).
 
     Returns:
         The folder as an absolute ``Path``. It is not created here.
@@ -93,7 +95,13 @@ def default_data_dir(data_dir: str | Path | None = None) -> Path:
     from_environment = os.environ.get("COURSE_DATA_DIR", "").strip()
     if from_environment:
         return Path(from_environment).expanduser().absolute()
-    return Path(__file__).resolve().parent.parent / "data"
+    return project_root() / "data"
+
+
+def project_root() -> Path:
+    """The repository root when ``course_utils`` runs from a checkout, else the current folder."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "notebooks").is_dir() else Path.cwd()
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors field by field has no single True/False
@@ -179,10 +187,12 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> ImageDataset:
     path = folder / f"{key}.npz"
     if not path.is_file():
         arrays = _arrays_from_torchvision(key, folder)
-        _check_arrays(key, arrays, where=f"the arrays torchvision gave for {key}")
+        _check_arrays(key, arrays, where=f"the arrays torchvision gave for {key}", fix="")
+        for labels in ("y_train", "y_test"):  # 0..9 fit in uint8, the dtype of the shipped files
+            arrays[labels] = arrays[labels].astype(np.uint8)
         _write_npz_atomically(path, arrays)
     arrays = _read_npz(path)
-    _check_arrays(key, arrays, where=str(path))
+    _check_arrays(key, arrays, where=str(path), fix=_rebuild_advice(path))
 
     x_train = torch.from_numpy(arrays["x_train"])
     mean, std = _channel_mean_std(x_train)
@@ -241,15 +251,6 @@ def _arrays_from_torchvision(name: str, folder: Path) -> dict[str, np.ndarray]:
         "x_test": as_numpy(test.data),
         "y_test": as_numpy(test.targets),
     }
-    # Store labels as uint8, like the shipped files, when they fit (_check_arrays checks 0..9 next).
-    for key in ("y_train", "y_test"):
-        labels = arrays[key]
-        if (
-            np.issubdtype(labels.dtype, np.integer)
-            and labels.size
-            and 0 <= labels.min() <= labels.max() <= 255
-        ):
-            arrays[key] = labels.astype(np.uint8)
     return {key: np.ascontiguousarray(array) for key, array in arrays.items()}
 
 
@@ -261,8 +262,18 @@ def _write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
     killed half way, only the temporary file (``.<name>.*.tmp``) is left, never a truncated
     ``path``. Uncompressed: CIFAR-10 hardly compresses, and reading is then fastest.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+
+    def cannot_write(error: Exception) -> DatasetError:
+        return DatasetError(
+            f"could not write the dataset cache {path}: {_one_line(error)}. Check that the folder "
+            f"is writable and has space, or set COURSE_DATA_DIR to another folder."
+        )
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    except OSError as error:
+        raise cannot_write(error) from error
     try:
         with os.fdopen(handle, "wb") as file:
             np.savez(file, **arrays)
@@ -272,19 +283,20 @@ def _write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
     except BaseException as error:  # also Ctrl-C: remove the partial file, then re-raise
         Path(temporary).unlink(missing_ok=True)
         if isinstance(error, Exception):
-            raise DatasetError(
-                f"could not write the dataset cache {path}: {_one_line(error)}. Check that the folder "
-                f"is writable and has space, or set COURSE_DATA_DIR to another folder."
-            ) from error
+            raise cannot_write(error) from error
         raise
+
+
+def _rebuild_advice(path: Path) -> str:
+    return (
+        f"Delete {path} and run again so that it is rebuilt (downloaded with torchvision), "
+        f"or put a good copy in its place."
+    )
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """Read the four arrays of a dataset file, turning any reading failure into a DatasetError."""
-    fix = (
-        f"Delete {path} and run again so that it is rebuilt (downloaded with torchvision), "
-        f"or copy a good copy in its place."
-    )
+    fix = _rebuild_advice(path)
     try:
         # allow_pickle=False: an .npz of plain arrays never needs it, and unpickling runs code.
         with np.load(path, allow_pickle=False) as archive:
@@ -305,36 +317,43 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         ) from error
 
 
-def _check_arrays(name: str, arrays: dict[str, np.ndarray], where: str) -> None:
-    """Check shapes, dtypes and label range of a dataset's arrays; raise DatasetCorruptError if wrong."""
+def _check_arrays(name: str, arrays: dict[str, np.ndarray], where: str, fix: str) -> None:
+    """Check shapes, dtypes and label range of a dataset's arrays; raise DatasetCorruptError if wrong.
+
+    ``where`` names the arrays' origin at the start of the message, ``fix`` ends it.
+    """
     image_shape = _IMAGE_SHAPES[name]
     num_classes = len(_CLASSES[name])
     expected_images = "(N, " + ", ".join(str(n) for n in image_shape) + ")"
+
+    def fail(problem: str) -> DatasetCorruptError:
+        return DatasetCorruptError(f"{where}: {problem} {fix}".rstrip())
+
     for split in ("train", "test"):
         images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if images.dtype != np.uint8 or images.ndim != len(image_shape) + 1 or images.shape[1:] != image_shape:
             hint = ""
             if name == "cifar10" and images.ndim == 4 and images.shape[1:] == (3, 32, 32):
                 hint = " It looks channels-first: save images.transpose(0, 2, 3, 1) instead."
-            raise DatasetCorruptError(
-                f"{where}: x_{split} has shape {tuple(images.shape)} and dtype {images.dtype}; expected "
-                f"uint8 of shape {expected_images} (torchvision's {_TORCHVISION_CLASSES[name]} .data "
-                f"layout, pixels 0..255).{hint}"
+            raise fail(
+                f"x_{split} has shape {tuple(images.shape)} and dtype {images.dtype}; expected uint8 of "
+                f"shape {expected_images} (torchvision's {_TORCHVISION_CLASSES[name]} .data layout, "
+                f"pixels 0..255).{hint}"
             )
         if len(images) == 0:
-            raise DatasetCorruptError(f"{where}: x_{split} has no images; expected {expected_images}.")
+            raise fail(f"x_{split} has no images; expected {expected_images}.")
         if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (len(images),):
-            raise DatasetCorruptError(
-                f"{where}: y_{split} has shape {tuple(labels.shape)} and dtype {labels.dtype}; expected "
-                f"integer labels of shape ({len(images)},), one per image of x_{split}."
+            raise fail(
+                f"y_{split} has shape {tuple(labels.shape)} and dtype {labels.dtype}; expected integer "
+                f"labels of shape ({len(images)},), one per image of x_{split}."
             )
         out_of_range = (labels < 0) | (labels >= num_classes)
         if out_of_range.any():
             first = int(np.flatnonzero(out_of_range)[0])
-            raise DatasetCorruptError(
-                f"{where}: y_{split} holds labels from {labels.min()} to {labels.max()}, but {name} has "
-                f"classes 0..{num_classes - 1} ({int(out_of_range.sum())} labels out of range, the first "
-                f"at index {first}: {labels[first]})."
+            raise fail(
+                f"y_{split} holds labels from {labels.min()} to {labels.max()}, but {name} has classes "
+                f"0..{num_classes - 1} ({int(out_of_range.sum())} labels out of range, the first at "
+                f"index {first}: {labels[first]})."
             )
 
 
@@ -803,6 +822,7 @@ def make_batches(
     seed: int = 0,
     eval_batch_size: int = 1024,
     channels_last: bool = False,
+    drop_last: bool = False,
 ) -> DataSplits:
     """Split a dataset into training, validation and test batches on ``device``.
 
@@ -823,6 +843,8 @@ def make_batches(
         seed: the split, the subsets, and the training order and augmentation.
         eval_batch_size: batch size for validation and test (no gradients: can be larger).
         channels_last: passed to every :class:`Batches`.
+        drop_last: skip the last, incomplete training batch (then every step has the same
+            shape, which ``torch.compile`` and batch normalisation both prefer).
 
     Returns:
         :class:`DataSplits` with ``train``, ``val`` (None if ``val_size == 0``) and ``test``.
@@ -856,6 +878,7 @@ def make_batches(
             batch_size=batch_size if training else eval_batch_size,
             shuffle=training,
             augment=bool(augment) and training,
+            drop_last=drop_last and training,
             device=device,
             seed=seed,
             channels_last=channels_last,

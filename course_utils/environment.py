@@ -65,7 +65,9 @@ def get_device(preference: str | torch.device = "auto") -> torch.device:
             )
         return torch.device(name)
     if kind == "mps" and not _mps_available():
-        raise RuntimeError("mps was requested but Apple's Metal (MPS) backend is not available; use 'auto' or 'cpu'")
+        raise RuntimeError(
+            "mps was requested but Apple's Metal (MPS) backend is not available; use 'auto' or 'cpu'"
+        )
     return torch.device(name)
 
 

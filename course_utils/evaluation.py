@@ -106,7 +106,9 @@ def confusion_matrix(targets: torch.Tensor, predictions: torch.Tensor, num_class
     targets = torch.as_tensor(targets).long().flatten().cpu()
     predictions = torch.as_tensor(predictions).long().flatten().cpu()
     if targets.shape != predictions.shape:
-        raise ValueError(f"targets {tuple(targets.shape)} and predictions {tuple(predictions.shape)} differ in length")
+        raise ValueError(
+            f"targets {tuple(targets.shape)} and predictions {tuple(predictions.shape)} differ in length"
+        )
     for name, values in (("targets", targets), ("predictions", predictions)):
         if values.numel() and (values.min() < 0 or values.max() >= num_classes):
             raise ValueError(f"{name} must lie in 0..{num_classes - 1}, found {values.min()}..{values.max()}")

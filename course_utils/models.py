@@ -442,19 +442,19 @@ class RowRNN(nn.Module):
 
     The recurrent layer (``nn.RNN`` with tanh, ``nn.LSTM`` or ``nn.GRU``) carries a hidden
     state ``h_t = f(x_t, h_{t-1})`` from step to step. After the last step, ``fc`` classifies
-    the top layer's final hidden state (for a bidirectional network: the forward
-    direction's state after the last step concatenated with the backward direction's
-    state after the first step, that is after it has read the whole sequence too).
+    the top layer's final hidden state. A bidirectional network has two: the forward
+    direction's, after it has read rows 0 to T-1, and the backward direction's, after it
+    has read rows T-1 back to 0; ``fc`` sees the two concatenated.
 
-    History: recurrent networks that feed their state back into themselves come from
-    Jordan (1986, "Serial order: a parallel distributed processing approach") and Elman
-    (1990, "Finding structure in time"). They are trained by backpropagation through time,
-    from Rumelhart, Hinton & Williams (1986, "Learning representations by back-propagating
-    errors" and the PDP chapter "Learning internal representations by error
-    propagation"). The long short-term memory (LSTM) of Hochreiter & Schmidhuber (1997)
-    adds a memory cell with gates so that gradients survive over long sequences; the
-    forget gate came later (Gers, Schmidhuber & Cummins, 2000). The gated recurrent unit
-    (GRU) of Cho et al. (2014) is a lighter gated cell.
+    History: Jordan (1986, "Serial order: a parallel distributed processing approach")
+    fed a network's output back into it at the next step; Elman (1990, "Finding structure
+    in time") fed back the hidden state, the form all three cells here use. Such networks
+    are trained by backpropagation through time, from Rumelhart, Hinton & Williams (1986,
+    "Learning representations by back-propagating errors" and the PDP chapter "Learning
+    internal representations by error propagation"). The long short-term memory (LSTM)
+    of Hochreiter & Schmidhuber (1997) adds a memory cell with gates so that gradients
+    survive over long sequences; the forget gate came later (Gers, Schmidhuber & Cummins,
+    2000). The gated recurrent unit (GRU) of Cho et al. (2014) is a lighter gated cell.
 
     ``torch.compile`` works, but TorchDynamo does not trace ``nn.RNN``/``nn.LSTM``/``nn.GRU``
     (as of PyTorch 2.14): it breaks the graph there and runs the recurrent layer eagerly,
@@ -475,7 +475,8 @@ class RowRNN(nn.Module):
         fc: the linear classifier, ``hidden_size * num_directions -> num_classes``.
 
     Raises:
-        ValueError: at construction, an unknown ``cell`` or ``sequence``; in ``forward``, an
+        ValueError: at construction, an unknown ``cell`` or ``sequence``, or ``dropout`` with a
+            single layer (PyTorch would only warn and ignore it); in ``forward``, an
             input that is not ``(N, C, H, W)`` or whose rows (or pixels) do not have
             ``input_size`` values.
 

@@ -15,23 +15,26 @@ values stop the notebook at the top with a message that says what is valid.
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from course_utils.data import default_data_dir
+from course_utils.checkpoints import atomic_write_text
+from course_utils.data import default_data_dir, project_root
 from course_utils.environment import get_device
-from course_utils.recipes import RECIPES
+from course_utils.recipes import RECIPES, training_options
 from course_utils.training import TrainConfig
 
 PROFILES = ("auto", "smoke", "quick", "full")
 CONCRETE_PROFILES = ("smoke", "quick", "full")
 PROFILE_ENV = "COURSE_PROFILE"
 OUTPUT_ENV = "COURSE_OUTPUT_DIR"
-REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+METRICS_FILE = "metrics.json"
 
 
 class ProfileError(ValueError):
@@ -68,16 +71,21 @@ def default_output_dir(output_dir: str | Path | None = None) -> Path:
         return Path(output_dir).expanduser()
     if os.environ.get(OUTPUT_ENV):
         return Path(os.environ[OUTPUT_ENV]).expanduser()
-    return REPOSITORY_ROOT / "outputs"
+    return project_root() / "outputs"
 
 
 def _check_value(name: str, value: Any, default: Any) -> Any:
     """Check an explicit override against the type of the profile's default."""
-    if isinstance(default, bool):
+    if default is None:  # "all of it" by default; an explicit value must be a size
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ProfileError(
+                f"{name.upper()} must be a positive whole number (or None for all), got {value!r}"
+            )
+    elif isinstance(default, bool):
         if not isinstance(value, bool):
             raise ProfileError(f"{name.upper()} must be True or False, got {value!r}")
     elif isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if "subset" in name else 1):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ProfileError(f"{name.upper()} must be a positive whole number, got {value!r}")
     elif isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -116,7 +124,9 @@ class RunSettings:
         try:
             return self.values[name]
         except KeyError:
-            raise KeyError(f"no setting {name!r} in recipe {self.notebook!r}; have {sorted(self.values)}") from None
+            raise KeyError(
+                f"no setting {name!r} in recipe {self.notebook!r}; have {sorted(self.values)}"
+            ) from None
 
     def train_config(self, prefix: str = "", **options: Any) -> TrainConfig:
         """A :class:`TrainConfig` from the settings whose names are TrainConfig fields.
@@ -126,22 +136,41 @@ class RunSettings:
                 own learning rate), falling back to the plain name.
             options: fields to set on top (``name=``, ``checkpoint_dir=``, …).
         """
-        known = TrainConfig.__dataclass_fields__
-        chosen = {}
-        for name in known:
-            if f"{prefix}{name}" in self.values:
-                chosen[name] = self.values[f"{prefix}{name}"]
-            elif name in self.values:
-                chosen[name] = self.values[name]
+        chosen = training_options(self.values, prefix)
         chosen.update(options)
-        if "milestones" in chosen:
-            chosen["milestones"] = tuple(chosen["milestones"])
         return TrainConfig(**chosen)
+
+    def write_metrics(self, metrics: dict[str, Any]) -> Path:
+        """Write ``metrics.json`` into :attr:`output_dir`, for batch runs to collect.
+
+        The notebook, profile, device and seed are added, so that every number says what
+        produced it. Values must be JSON types (numbers, strings, lists, dicts).
+
+        Returns:
+            The path written (atomically: a killed run leaves the old file or none).
+        """
+        record = {
+            "notebook": self.notebook,
+            "profile": self.profile,
+            "device": str(self.device),
+            "seed": self.seed,
+            "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+            **metrics,
+        }
+        return atomic_write_text(self.output_dir / METRICS_FILE, json.dumps(record, indent=2, default=str))
+
+    def read_metrics(self, notebook: str) -> dict[str, Any] | None:
+        """The ``metrics.json`` another notebook wrote beside this one's outputs, or None."""
+        path = self.output_dir.parent / notebook / METRICS_FILE
+        if not path.is_file():
+            return None
+        return json.loads(path.read_text())
 
     def describe(self) -> str:
         """A short text table of the settings, marking the ones a parameter overrode."""
         lines = [
-            f"profile     : {self.profile}" + (f" (from {self.requested_profile!r})" if self.requested_profile != self.profile else ""),
+            f"profile     : {self.profile}"
+            + (f" (from {self.requested_profile!r})" if self.requested_profile != self.profile else ""),
             f"device      : {self.device}",
             f"seed        : {self.seed}",
             f"data dir    : {self.data_dir}",

@@ -275,14 +275,14 @@ def _recurrent_layers_as_matmuls() -> Iterator[None]:
 
     ``FlopCounterMode`` sees the ATen operators a forward pass calls and counts those it has
     a rule for: matrix products (``mm``, ``addmm``, ``bmm``, ...), convolutions and attention.
-    ``nn.RNN`` and ``nn.GRU`` run on the CPU as a loop of ``addmm`` calls, which it counts.
-    ``nn.LSTM`` does not: on the CPU it calls one fused oneDNN operator
-    (``aten.mkldnn_rnn_layer``), on a GPU one cuDNN operator (``aten._cudnn_rnn``), and the
-    counter has no rule for either, so the LSTM would count as 0 FLOPs. With both libraries
-    off, PyTorch runs its own implementation: one ``addmm``/``mm`` for the input projection
-    of all steps, then per step an ``addmm`` (or ``mm``) with the recurrent weights and the
-    gate nonlinearities, and the counter sees every matrix product. The numbers are the same
-    as the fused kernels compute; only the speed differs, which does not matter for one image.
+    Recurrent layers often run as one fused operator it has no rule for, and then count as
+    0 FLOPs: on the CPU ``nn.LSTM`` calls oneDNN's ``aten.mkldnn_rnn_layer`` (``nn.RNN`` and
+    ``nn.GRU`` run as a loop of ``addmm`` and are counted); on a GPU all three call cuDNN's
+    ``aten._cudnn_rnn``. With both libraries off, PyTorch runs its own implementation: one
+    ``addmm``/``mm`` for the input projection of all steps, then per step one with the
+    recurrent weights, then the gate nonlinearities, and the counter sees every matrix
+    product. The arithmetic is the same as in the fused kernels; only the speed differs,
+    which does not matter for one image. Convolutions are counted either way.
     """
     mkldnn, cudnn = torch.backends.mkldnn.enabled, torch.backends.cudnn.enabled
     torch.backends.mkldnn.enabled = False
@@ -314,9 +314,9 @@ def flops_per_image(
     * Recurrent layers: every matrix product of every time step, e.g. ``2 * 4 * (I * H + H * H)
       * T`` for one LSTM layer with input size ``I``, hidden size ``H`` and ``T`` steps (4 gates;
       3 for a GRU, 1 for a plain RNN), twice that for a bidirectional layer. To make this
-      possible the LSTM runs on PyTorch's own kernels while counting (see
+      possible recurrent layers run on PyTorch's own kernels while counting (see
       ``_recurrent_layers_as_matmuls``): FlopCounterMode has no rule for the fused oneDNN
-      and cuDNN LSTM kernels and would otherwise report 0.
+      (CPU LSTM) and cuDNN (GPU RNN, LSTM, GRU) kernels and would otherwise count them as 0.
 
     Args:
         model: the model; it is not changed.

@@ -53,7 +53,8 @@ class Latency:
     repeats: int
 
     def __str__(self) -> str:
-        return f"{self.median * 1e3:.2f} ms (min {self.low * 1e3:.2f}, max {self.high * 1e3:.2f}, n={self.repeats})"
+        spread = f"min {self.low * 1e3:.2f}, max {self.high * 1e3:.2f}"
+        return f"{self.median * 1e3:.2f} ms ({spread}, n={self.repeats})"
 
 
 @torch.no_grad()

@@ -45,8 +45,9 @@ class TrainConfig:
         lr: the peak learning rate (for ``onecycle``/``cosine``) or the starting one.
         momentum, nesterov: SGD's momentum (also AdamW's beta1) and Nesterov's variant.
         weight_decay: L2 penalty (SGD) or decoupled weight decay (AdamW).
-        schedule: ``"constant"``, ``"onecycle"`` (warm up to ``lr`` over ``warmup_fraction``
-            of training, then anneal to zero: Smith & Topin 2019), ``"cosine"`` (linear
+        schedule: ``"constant"``, ``"onecycle"`` (warm up linearly from ``lr/25`` to ``lr``
+            over ``warmup_fraction`` of training, then anneal linearly to almost zero:
+            Smith & Topin 2019), ``"cosine"`` (linear
             warm-up for ``warmup_epochs``, then cosine to zero), ``"multistep"`` (multiply by
             ``gamma`` at each epoch in ``milestones``: the ResNet paper's schedule).
         label_smoothing: spread this much target probability over all classes.
@@ -116,7 +117,9 @@ class TrainConfig:
         if self.grad_clip is not None and self.grad_clip <= 0:
             problems.append(f"grad_clip must be positive or None, got {self.grad_clip!r}")
         if self.time_budget is not None and self.time_budget <= 0:
-            problems.append(f"time_budget must be a positive number of seconds or None, got {self.time_budget!r}")
+            problems.append(
+                f"time_budget must be a positive number of seconds or None, got {self.time_budget!r}"
+            )
         if self.resume and not self.checkpoint_dir:
             problems.append("resume=True needs checkpoint_dir: the folder that holds last.pt")
         if problems:
@@ -159,6 +162,28 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 
 
 @dataclass
+class OneCycle:
+    """Learning-rate factor of the one-cycle policy (Smith & Topin 2019), linear version.
+
+    Rises linearly from ``1/25`` to 1 over ``warmup_steps``, then falls linearly to
+    ``1/25000`` at ``total_steps``: a high rate in the middle of training explores, the long
+    descent to almost zero settles into a minimum. A small class rather than a lambda so
+    that the scheduler's state can be saved; it also works for runs of only a few steps.
+    """
+
+    warmup_steps: int
+    total_steps: int
+    start: float = 1 / 25
+    end: float = 1 / 25000
+
+    def __call__(self, step: int) -> float:
+        if step <= self.warmup_steps:
+            return self.start + (1.0 - self.start) * step / self.warmup_steps
+        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+        return 1.0 + (self.end - 1.0) * progress
+
+
+@dataclass
 class WarmupCosine:
     """Learning-rate factor: linear warm-up from ~0 to 1, then cosine decay to 0.
 
@@ -181,16 +206,8 @@ def make_scheduler(
     """A scheduler that is stepped once per optimiser step (also for per-epoch schedules)."""
     total_steps = config.epochs * steps_per_epoch
     if config.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=config.lr,
-            total_steps=total_steps,
-            pct_start=config.warmup_fraction,
-            anneal_strategy="linear",
-            cycle_momentum=False,
-            div_factor=25.0,
-            final_div_factor=1e3,
-        )
+        warmup = max(1, round(config.warmup_fraction * total_steps))
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, OneCycle(warmup, total_steps))
     if config.schedule == "cosine":
         warmup = int(round(config.warmup_epochs * steps_per_epoch))
         return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(max(1, warmup), total_steps))
@@ -218,7 +235,9 @@ def _progress_bar(total: int, description: str, enabled: bool) -> Any:
     if os.environ.get("COURSE_PROGRESS", "").lower() == "text":
         from tqdm import tqdm
 
-        return tqdm(total=total, desc=description, disable=not enabled, file=sys.stdout, mininterval=30, ascii=True)
+        return tqdm(
+            total=total, desc=description, disable=not enabled, file=sys.stdout, mininterval=30, ascii=True
+        )
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=description, disable=not enabled, leave=True)
@@ -319,12 +338,19 @@ def fit(
     channels_last = uses_convolutions(model) if config.channels_last == "auto" else bool(config.channels_last)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
+        # Let cuDNN time its algorithms once per input shape and keep the fastest.
+        torch.backends.cudnn.benchmark = True
     # The compiled wrapper shares its parameters with `model`; checkpoints use `model`.
-    step_model = torch.compile(model) if config.compile else model
+    # dynamic=False: a smaller last batch gets its own static graph instead of turning
+    # every step into slower shape-generic code.
+    step_model = torch.compile(model, dynamic=False) if config.compile else model
 
     steps_per_epoch = len(train_data)
     if steps_per_epoch == 0:
-        raise ValueError("the training data has no batches (empty dataset, or drop_last with too few samples)")
+        raise ValueError(
+            "the training data has no batches (empty dataset, or drop_last with too few samples)"
+        )
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config, steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type) if precision.use_grad_scaler else None
@@ -367,11 +393,22 @@ def fit(
                 break
         try:
             row = _train_one_epoch(
-                step_model, train_data, optimizer, scheduler, scaler, criterion, precision,
-                device, channels_last, config, epoch,
+                step_model,
+                train_data,
+                optimizer,
+                scheduler,
+                scaler,
+                criterion,
+                precision,
+                device,
+                channels_last,
+                config,
+                epoch,
             )
             if val_data is not None:
-                result = evaluate(model, val_data, mixed_precision=config.mixed_precision, channels_last=channels_last)
+                result = evaluate(
+                    model, val_data, mixed_precision=config.mixed_precision, channels_last=channels_last
+                )
                 row["val_loss"], row["val_accuracy"] = result.loss, result.accuracy
             row["seconds"] = time.perf_counter() - row.pop("_start")
         except KeyboardInterrupt:
@@ -384,8 +421,14 @@ def fit(
         every = config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0
         if checkpoint is not None and (last_epoch or every):
             save_checkpoint(
-                checkpoint, model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
-                epoch=epoch + 1, history=history.to_dict(), config=_plain_config(config),
+                checkpoint,
+                model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                scaler=scaler,
+                epoch=epoch + 1,
+                history=history.to_dict(),
+                config=_plain_config(config),
             )
     return history
 
@@ -449,14 +492,18 @@ def _train_one_epoch(
             # --- bookkeeping ---
             detached = loss.detach()
             first_bad_step = torch.where(
-                (first_bad_step < 0) & ~torch.isfinite(detached), torch.tensor(step, device=device), first_bad_step
+                (first_bad_step < 0) & ~torch.isfinite(detached),
+                torch.tensor(step, device=device),
+                first_bad_step,
             )
             loss_sum += detached.double() * y.numel()
             correct += (logits.detach().argmax(dim=1) == y).sum()
             seen += y.numel()
             if (step + 1) % config.log_every == 0 or step + 1 == len(train_data):
                 _stop_if_diverged(first_bad_step, epoch, config)
-                bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.2%}", refresh=False)
+                bar.set_postfix(
+                    loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.2%}", refresh=False
+                )
                 bar.update((step + 1) - bar.n)
     _stop_if_diverged(first_bad_step, epoch, config)
     train_seconds = time.perf_counter() - start

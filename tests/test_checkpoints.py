@@ -26,7 +26,9 @@ def test_round_trip_restores_model_optimizer_and_extra(tmp_path):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     model(torch.randn(5, 3)).sum().backward()
     optimizer.step()
-    path = save_checkpoint(tmp_path / "a" / "last.pt", model, optimizer=optimizer, epoch=3, extra={"note": "hi"})
+    path = save_checkpoint(
+        tmp_path / "a" / "last.pt", model, optimizer=optimizer, epoch=3, extra={"note": "hi"}
+    )
 
     fresh = small_model()
     fresh_optimizer = torch.optim.SGD(fresh.parameters(), lr=0.1, momentum=0.9)

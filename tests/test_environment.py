@@ -27,7 +27,9 @@ def test_cpu_is_always_available():
 
 def test_missing_cuda_gives_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(RuntimeError, match="cuda was requested but no CUDA GPU is visible; use 'auto' or 'cpu'"):
+    with pytest.raises(
+        RuntimeError, match="cuda was requested but no CUDA GPU is visible; use 'auto' or 'cpu'"
+    ):
         get_device("cuda")
 
 

@@ -10,7 +10,9 @@ from course_utils.history import COLUMNS, History
 def make_history():
     history = History(name="run")
     history.append({"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5, "lr": 0.1, "seconds": 2.0})
-    history.append({"epoch": 2, "train_loss": 0.5, "train_accuracy": 0.8, "val_accuracy": 0.75, "seconds": 3.0})
+    history.append(
+        {"epoch": 2, "train_loss": 0.5, "train_accuracy": 0.8, "val_accuracy": 0.75, "seconds": 3.0}
+    )
     return history
 
 

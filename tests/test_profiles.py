@@ -21,7 +21,9 @@ def test_auto_means_full_on_gpu_and_quick_on_cpu(monkeypatch):
 
 
 def test_bad_profile_names_are_refused(monkeypatch):
-    with pytest.raises(ProfileError, match="PROFILE must be one of 'auto', 'smoke', 'quick', 'full'; got 'fast'"):
+    with pytest.raises(
+        ProfileError, match="PROFILE must be one of 'auto', 'smoke', 'quick', 'full'; got 'fast'"
+    ):
         resolve_profile("fast")
     monkeypatch.setenv("COURSE_PROFILE", "huge")
     with pytest.raises(ProfileError, match="COURSE_PROFILE='huge' is not a profile"):
@@ -83,3 +85,18 @@ def test_output_dir_from_environment(monkeypatch, tmp_path):
 
 def test_profiles_constant():
     assert PROFILES == ("auto", "smoke", "quick", "full")
+
+
+def test_metrics_are_written_with_their_provenance_and_read_back(tmp_path):
+    run = configure("02_lenet5_mnist", "smoke", device="cpu", output_dir=tmp_path)
+    path = run.write_metrics({"test_accuracy": 0.99})
+    assert path == tmp_path / "02_lenet5_mnist" / "metrics.json"
+    other = configure("04_cnn_vs_rnn", "smoke", device="cpu", output_dir=tmp_path)
+    metrics = other.read_metrics("02_lenet5_mnist")
+    assert metrics["test_accuracy"] == 0.99
+    assert (
+        metrics["profile"] == "smoke"
+        and metrics["device"] == "cpu"
+        and metrics["notebook"] == "02_lenet5_mnist"
+    )
+    assert other.read_metrics("03_resnet20_cifar10") is None

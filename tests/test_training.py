@@ -156,15 +156,32 @@ def test_schedules_have_the_documented_shape(schedule):
         lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
+    if schedule == "onecycle":
+        assert lrs[0] == pytest.approx(0.1 / 25)
     if schedule == "constant":
         assert lrs == [0.1] * 100
     elif schedule == "multistep":
-        assert lrs[49] == pytest.approx(0.1) and lrs[50] == pytest.approx(0.01) and lrs[80] == pytest.approx(0.001)
+        assert (
+            lrs[49] == pytest.approx(0.1)
+            and lrs[50] == pytest.approx(0.01)
+            and lrs[80] == pytest.approx(0.001)
+        )
     else:
         peak = max(lrs)
         assert peak == pytest.approx(0.1, rel=1e-2)
         assert lrs[0] < 0.02 and lrs[-1] < 0.01
-        assert lrs.index(peak) == (24 if schedule == "onecycle" else 9)
+        assert lrs.index(peak) == (25 if schedule == "onecycle" else 9)
+
+
+def test_onecycle_works_for_runs_of_a_few_steps():
+    optimizer = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
+    scheduler = make_scheduler(optimizer, make_config(epochs=1, schedule="onecycle"), steps_per_epoch=2)
+    lrs = []
+    for _ in range(2):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] < lrs[1] == pytest.approx(0.1)
 
 
 def test_precision_choices():
@@ -184,7 +201,9 @@ def test_bf16_training_runs_on_cpu():
     assert math.isfinite(history.last["train_loss"])
 
 
-@pytest.mark.skipif(not os.environ.get("COURSE_DATA_DIR"), reason="COURSE_DATA_DIR is not set: no real MNIST here")
+@pytest.mark.skipif(
+    not os.environ.get("COURSE_DATA_DIR"), reason="COURSE_DATA_DIR is not set: no real MNIST here"
+)
 def test_lenet5_reaches_97_percent_on_real_mnist_in_one_cpu_epoch():
     from course_utils.models import LeNet5
 
@@ -193,7 +212,9 @@ def test_lenet5_reaches_97_percent_on_real_mnist_in_one_cpu_epoch():
     model = LeNet5()
     history = fit(model, data.train, epochs=1, optimizer="adamw", lr=3e-3, weight_decay=0.01, progress=False)
     result = evaluate(model, data.test)
-    print(f"LeNet-5, 1 epoch on the CPU: test accuracy {result.accuracy:.2%}, {history.last['seconds']:.1f} s")
+    print(
+        f"LeNet-5, 1 epoch on the CPU: test accuracy {result.accuracy:.2%}, {history.last['seconds']:.1f} s"
+    )
     assert result.accuracy >= 0.97
     assert result.num_samples == 10000
 

@@ -30,7 +30,6 @@ It prints a table at the end and writes ``gpu_results_<part>.json`` into ``--out
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import platform
@@ -44,6 +43,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import article_pipeline  # noqa: E402
+from benchmarks.article_pipeline import article_test, article_train_epoch, synchronize  # noqa: E402
 from course_utils.data import load_dataset, make_batches  # noqa: E402
 from course_utils.environment import seed_everything  # noqa: E402
 from course_utils.evaluation import evaluate  # noqa: E402
@@ -51,14 +52,6 @@ from course_utils.models import LeNet5, RowRNN, resnet20  # noqa: E402
 from course_utils.recipes import RECIPES, training_options  # noqa: E402
 from course_utils.training import fit  # noqa: E402
 
-# From ../shared/data/SHA256SUMS: the real datasets this course was measured on.
-EXPECTED_SHA256 = {
-    "mnist.npz": "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64",
-    "cifar10.npz": "a44cc18e4ad961b5158c7da062a6232fb65938b615bf013046199b823b75c43d",
-}
-# The source article's CIFAR-10 normalisation constants (they are not the dataset's std).
-ARTICLE_MEAN = (0.4914, 0.4822, 0.4465)
-ARTICLE_STD = (0.2023, 0.1994, 0.2010)
 START = time.perf_counter()
 
 
@@ -66,31 +59,13 @@ def log(message: str) -> None:
     print(f"[{time.perf_counter() - START:6.1f} s] {message}", flush=True)
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check_data(data_dir: Path, name: str) -> str:
-    path = data_dir / name
-    if not path.is_file():
-        sys.exit(f"{path} is missing: put the real {name} there (../shared/data/install.sh DIR)")
-    found = sha256(path)
-    if found != EXPECTED_SHA256[name]:
-        sys.exit(f"{path}: SHA-256 {found} does not match the expected {EXPECTED_SHA256[name]}")
+    found = article_pipeline.check_data(data_dir, name)
     log(f"{name}: SHA-256 ok")
     return found
 
 
 SMOKE = False  # set by --smoke: a tiny CPU run of every code path, to check the script before a GPU lease
-
-
-def synchronize() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def shrink(settings: dict, **extra) -> dict:
@@ -101,76 +76,10 @@ def shrink(settings: dict, **extra) -> dict:
     return settings
 
 
-# ---------------------------------------------------------------------------------------
-# The source article's pipeline: PIL images, torchvision transforms, a DataLoader, fp32.
-# ---------------------------------------------------------------------------------------
-
-
-class ArrayImages(torch.utils.data.Dataset):
-    """What torchvision's MNIST/CIFAR10 classes do per item: PIL image, then the transform."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int):
-        from PIL import Image
-
-        image = Image.fromarray(self.images[index], mode="L" if self.images.ndim == 3 else None)
-        return self.transform(image), int(self.labels[index])
-
-
-def article_loader(dataset, train: bool, batch_size: int, workers: int = 4):
-    import torchvision.transforms as T
-
-    if dataset.name == "cifar10":
-        steps = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if train else []
-        transform = T.Compose([*steps, T.ToTensor(), T.Normalize(ARTICLE_MEAN, ARTICLE_STD)])
-    else:
-        transform = T.Compose([T.ToTensor(), T.Normalize((0.1307,), (0.3081,))])
-    images = (dataset.x_train if train else dataset.x_test).numpy()
-    labels = (dataset.y_train if train else dataset.y_test).numpy()
-    if SMOKE:
-        images, labels = images[:1024], labels[:1024]
-    return torch.utils.data.DataLoader(
-        ArrayImages(images, labels, transform),
-        batch_size=batch_size,
-        shuffle=train,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-    )
-
-
-def article_train_epoch(model, loader, optimizer, criterion, device, max_steps=None) -> tuple[int, float]:
-    """The article's loop: fp32, ``inputs.to(device)`` per batch. Returns (images, seconds)."""
-    model.train()
-    seen = 0
-    synchronize()
-    start = time.perf_counter()
-    for step, (inputs, targets) in enumerate(loader):
-        if max_steps is not None and step >= max_steps:
-            break
-        inputs, targets = inputs.to(device), targets.to(device)
-        optimizer.zero_grad()
-        loss = criterion(model(inputs), targets)
-        loss.backward()
-        optimizer.step()
-        seen += len(targets)
-    synchronize()
-    return seen, time.perf_counter() - start
-
-
-@torch.no_grad()
-def article_test(model, loader, device) -> float:
-    model.eval()
-    correct = total = 0
-    for inputs, targets in loader:
-        outputs = model(inputs.to(device))
-        correct += (outputs.argmax(1).cpu() == targets).sum().item()
-        total += len(targets)
-    return correct / total
+def article_loader(dataset, train: bool, batch_size: int):
+    """The article's DataLoader (4 workers, its default); 1024 images in --smoke mode."""
+    limit = 1024 if SMOKE else None
+    return article_pipeline.article_loader(dataset, train, batch_size, workers=4, limit=limit)
 
 
 def article_throughput(model, dataset, batch_size, device, steps=60) -> float:

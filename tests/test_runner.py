@@ -1,0 +1,562 @@
+"""The batch runner (``python -m course_utils run``) and ``make outputs`` (``… outputs``).
+
+Most tests execute small notebooks that they write themselves into a temporary folder, in
+real kernels, through the real command line; one test runs the real course end to end
+under the smoke profile (it needs the data and the four notebooks).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from course_utils.__main__ import main
+from course_utils.runner import (
+    NotebookResult,
+    RunReport,
+    UsageError,
+    find_notebooks,
+    kernel_executable,
+    parameters_for,
+    parse_parameter_value,
+    plan_run,
+    runs_this_python,
+    select_notebooks,
+    this_python_kernel,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+COURSE_NOTEBOOKS = ("01_concepts", "02_lenet5_mnist", "03_resnet20_cifar10", "04_cnn_vs_rnn")
+
+
+# --------------------------------------------------------------------------------------
+# Small notebooks for the tests
+# --------------------------------------------------------------------------------------
+
+
+def write_notebook(path: Path, parameters: str, *cells: str) -> Path:
+    """A notebook with a title, a parameters cell (tagged), then the given code cells."""
+    notebook = new_notebook(
+        cells=[
+            new_markdown_cell(f"# {path.stem}"),
+            new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+            *(new_code_cell(source) for source in cells),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, str(path))
+    return path
+
+
+def recipe_notebook(folder: Path, key: str) -> Path:
+    """A notebook that follows the course's contract without training anything.
+
+    It resolves its parameters with ``configure`` (the recipe ``key``), records what the
+    kernel sees (executable, environment, working folder, the parameters it got) and
+    writes ``metrics.json`` with ``write_metrics``, as the course's notebooks do.
+    """
+    epochs = "EPOCHS = None  # None: the profile's value\n" if key == "02_lenet5_mnist" else ""
+    knobs = "epochs=EPOCHS" if epochs else ""
+    return write_notebook(
+        folder / f"{key}.ipynb",
+        f'PROFILE = "auto"  # the profile\n{epochs}SEED = 0\nOUTPUT_DIR = None',
+        "import os\nimport sys\n\nfrom course_utils.profiles import configure",
+        f'run = configure("{key}", PROFILE, seed=SEED, output_dir=OUTPUT_DIR, {knobs})\nprint(run.profile)',
+        "run.write_metrics(\n"
+        '    {"test_accuracy": 0.875, "parameters": 61706, "requested_profile": PROFILE,\n'
+        '     "epochs": run.values.get("epochs"), "executable": sys.executable, "cwd": os.getcwd(),\n'
+        '     "progress": os.environ.get("COURSE_PROGRESS"), "backend": os.environ.get("MPLBACKEND"),\n'
+        '     "output_dir_env": os.environ.get("COURSE_OUTPUT_DIR"), "output_dir": OUTPUT_DIR}\n'
+        ")",
+    )
+
+
+def plain_notebook(folder: Path, key: str, *cells: str, parameters: str = "") -> Path:
+    """A notebook without a recipe (no torch import: quick) that writes its metrics.json itself."""
+    return write_notebook(
+        folder / f"{key}.ipynb",
+        'PROFILE = "auto"\nOUTPUT_DIR = None\n' + parameters,
+        "import json\nimport os\nfrom pathlib import Path",
+        *cells,
+        f'folder = Path(OUTPUT_DIR or os.environ["COURSE_OUTPUT_DIR"]) / "{key}"\n'
+        "folder.mkdir(parents=True, exist_ok=True)\n"
+        '(folder / "metrics.json").write_text(json.dumps({"profile": PROFILE, "cwd": os.getcwd(),\n'
+        '    "course_profile_env": os.environ.get("COURSE_PROFILE")}))',
+    )
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """``python -m course_utils ARGS`` in a subprocess of this Python, from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "course_utils", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def only_run_folder(runs_dir: Path) -> Path:
+    folders = [path for path in runs_dir.iterdir() if path.is_dir()]
+    assert len(folders) == 1, folders
+    return folders[0]
+
+
+def read_summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+# --------------------------------------------------------------------------------------
+# Arguments (no kernel needed)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("3", 3),
+        ("-2", -2),
+        ("0.5", 0.5),
+        ("1e-3", 1e-3),
+        ("True", True),
+        ("true", True),
+        ("FALSE", False),
+        ("None", None),
+        ("none", None),
+        ("cpu", "cpu"),
+        ("'quoted'", "quoted"),
+        ("[1, 2]", [1, 2]),
+        ("data/mnist", "data/mnist"),
+        ("", ""),
+    ],
+)
+def test_parameter_values_are_read_like_papermill(text, expected):
+    value = parse_parameter_value(text)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_notebooks_are_found_in_number_order_with_their_parameters(tmp_path):
+    plain_notebook(tmp_path, "10_last", parameters="EXTRA = 1")
+    plain_notebook(tmp_path, "2_second")
+    plain_notebook(tmp_path, "01_first")
+    plain_notebook(tmp_path, "notes")  # not numbered: not part of the course
+    notebooks = find_notebooks(tmp_path)
+    assert [notebook.key for notebook in notebooks] == ["01_first", "2_second", "10_last"]
+    assert [notebook.number for notebook in notebooks] == [1, 2, 10]
+    assert list(notebooks[2].parameters) == ["PROFILE", "OUTPUT_DIR", "EXTRA"]
+    assert notebooks[2].parameters["EXTRA"] == "1"
+
+
+def test_only_selects_by_number_or_name_and_keeps_course_order(tmp_path):
+    for key in ("01_a", "02_b", "03_c"):
+        plain_notebook(tmp_path, key)
+    notebooks = find_notebooks(tmp_path)
+    keys = lambda chosen: [notebook.key for notebook in chosen]  # noqa: E731
+    assert keys(select_notebooks(notebooks, [])) == ["01_a", "02_b", "03_c"]
+    assert keys(select_notebooks(notebooks, ["03", "1"])) == ["01_a", "03_c"]
+    assert keys(select_notebooks(notebooks, ["03_c.ipynb,02_b"])) == ["02_b", "03_c"]
+    with pytest.raises(UsageError, match=r"no notebook '07'.*01 \(01_a\), 02 \(02_b\), 03 \(03_c\)"):
+        select_notebooks(notebooks, ["02", "07"])
+
+
+def test_parameters_go_to_the_notebooks_that_declare_them(tmp_path):
+    plain_notebook(tmp_path, "01_a", parameters="EPOCHS = None\nSEED = 0")
+    plain_notebook(tmp_path, "02_b", parameters="SEED = 0")
+    notebooks = find_notebooks(tmp_path)
+    chosen = parameters_for(notebooks, [("epochs", 3), ("SEED", 7)])  # names match regardless of case
+    assert chosen == {"01_a": {"EPOCHS": 3, "SEED": 7}, "02_b": {"SEED": 7}}
+    with pytest.raises(UsageError, match=r"no notebook declares the parameter 'LR'(.|\n)*01_a: EPOCHS, SEED"):
+        parameters_for(notebooks, [("LR", 0.1)])
+    with pytest.raises(UsageError, match="--profile"):
+        parameters_for(notebooks, [("PROFILE", "full")])
+    with pytest.raises(UsageError, match="run folder"):
+        parameters_for(notebooks, [("OUTPUT_DIR", "/somewhere")])
+
+
+def test_auto_profile_is_resolved_once_by_the_runner(tmp_path, monkeypatch):
+    plain_notebook(tmp_path, "01_a")
+    monkeypatch.setenv("COURSE_PROFILE", "quick")
+    assert plan_run(tmp_path, "auto").profile == "quick"
+    assert plan_run(tmp_path, "smoke").profile == "smoke"
+    monkeypatch.setenv("COURSE_PROFILE", "warp")
+    with pytest.raises(UsageError, match="COURSE_PROFILE"):
+        plan_run(tmp_path, "auto")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--only", "07"], "no notebook '07'; the notebooks are: 01 (01_concepts), 02 (02_lenet5_mnist)"),
+        (["-p", "BATCH", "64"], "no notebook declares the parameter 'BATCH'"),
+        (["-p", "EPOCHS", "many"], "02_lenet5_mnist: EPOCHS must be a positive whole number"),
+        (["-p", "EPOCHS", "0"], "02_lenet5_mnist: EPOCHS must be a positive whole number"),
+        (["-p", "SEED", "-1"], "SEED must be a non-negative whole number"),
+        (["-p", "PROFILE", "full"], "use --profile"),
+        (["--timeout", "0"], "positive number of minutes"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_runs(tmp_path, capsys, arguments, message):
+    notebooks = tmp_path / "notebooks"
+    recipe_notebook(notebooks, "01_concepts")
+    recipe_notebook(notebooks, "02_lenet5_mnist")
+    runs = tmp_path / "runs"
+    command = ["run", "--notebooks-dir", str(notebooks), "--runs-dir", str(runs), *arguments]
+    try:
+        status = main(command)
+    except SystemExit as exit_:  # argparse's own checks (choices, types) exit directly
+        status = exit_.code
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert not runs.exists(), "nothing may run (or be created) when the arguments are bad"
+
+
+def test_an_unknown_profile_is_refused_with_the_valid_ones(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--profile", "fast", "--runs-dir", str(tmp_path / "runs")])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'fast' (choose from" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_kernel_is_this_python_even_when_another_spec_comes_first(tmp_path, monkeypatch):
+    with this_python_kernel() as name:
+        assert runs_this_python(kernel_executable(name))
+    # Another environment's "python3" kernelspec, first on the Jupyter path:
+    spec_dir = tmp_path / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    foreign = {"argv": ["/elsewhere/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"]}
+    (spec_dir / "kernel.json").write_text(
+        json.dumps({**foreign, "display_name": "other", "language": "python"})
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    assert kernel_executable("python3") == "/elsewhere/bin/python3"
+    with this_python_kernel() as name:
+        assert kernel_executable(name) == sys.executable
+    assert os.environ["JUPYTER_PATH"] == str(tmp_path)  # restored afterwards
+
+
+def test_summary_table_formats_the_key_metrics(tmp_path):
+    from datetime import datetime
+
+    report = RunReport(
+        run_dir=tmp_path / "20250101-120000-quick",
+        profile="quick",
+        requested_profile="auto",
+        parameters={"EPOCHS": 2},
+        results=[
+            NotebookResult(
+                "02_lenet5_mnist",
+                "ok",
+                seconds=90.0,
+                metrics={"test_accuracy": 0.9912, "parameters": 61706, "device": "cpu", "profile": "quick"},
+                files={"notebook": "02_lenet5_mnist.ipynb", "html": "02_lenet5_mnist.html"},
+            ),
+            NotebookResult("03_resnet20_cifar10", "not run"),
+        ],
+        started=datetime(2025, 1, 1, 12, 0, 0),
+    )
+    text = report.to_text()
+    assert text.splitlines()[0].split() == [
+        "notebook", "status", "minutes", "test", "accuracy", "parameters", "device", "profile"
+    ]  # fmt: skip
+    assert text.splitlines()[2].split() == [
+        "02_lenet5_mnist",
+        "ok",
+        "1.50",
+        "99.12",
+        "%",
+        "61,706",
+        "cpu",
+        "quick",
+    ]
+    assert text.splitlines()[3].split() == ["03_resnet20_cifar10", "not", "run"]
+    markdown = report.to_markdown()
+    assert (
+        "| [02_lenet5_mnist](02_lenet5_mnist.html) | ok | 1.50 | 99.12 % | 61,706 | cpu | quick |" in markdown
+    )
+    assert "| 03_resnet20_cifar10 | not run |" in markdown
+    assert report.exit_code == 1
+
+
+# --------------------------------------------------------------------------------------
+# Running notebooks (real kernels, through the command line)
+# --------------------------------------------------------------------------------------
+
+
+def test_a_run_executes_every_notebook_and_writes_the_summary(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    recipe_notebook(notebooks, "01_concepts")
+    recipe_notebook(notebooks, "02_lenet5_mnist")
+    runs = tmp_path / "runs"
+    started = time.perf_counter()
+    result = run_cli(
+        "run", "--notebooks-dir", str(notebooks), "--runs-dir", str(runs), "-p", "epochs", "2",
+        env={"COURSE_PROFILE": "quick"},  # --profile auto (the default) resolves to it
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    run_dir = only_run_folder(runs)
+    assert run_dir.name.endswith("-quick") and len(run_dir.name) == len("20250101-120000-quick")
+
+    # Progress: a header per notebook, a line per cell (not a terminal), then the table.
+    assert "[1/2] 01_concepts (quick) ..." in result.stdout
+    assert "[2/2] 02_lenet5_mnist (quick) ..." in result.stdout
+    assert "cell 3/4 (index 3): run = configure(" in result.stdout
+    table = result.stdout[result.stdout.index("notebook ") :]
+    first_row = table.splitlines()[2].split()
+    assert first_row[:2] == ["01_concepts", "ok"] and first_row[3:] == [
+        "87.50",
+        "%",
+        "61,706",
+        "cpu",
+        "quick",
+    ]
+
+    summary = read_summary(run_dir)
+    assert summary["profile"] == "quick" and summary["requested_profile"] == "auto"
+    assert summary["exit_code"] == 0 and summary["parameters"] == {"EPOCHS": 2}
+    assert [entry["notebook"] for entry in summary["notebooks"]] == ["01_concepts", "02_lenet5_mnist"]
+    for entry in summary["notebooks"]:
+        key, metrics = entry["notebook"], entry["metrics"]
+        assert entry["status"] == "ok" and entry["error"] is None and 0 < entry["minutes"] < 5
+        assert (run_dir / key / "metrics.json").is_file()
+        assert metrics["profile"] == "quick" and metrics["requested_profile"] == "quick"  # PROFILE passed
+        assert metrics["test_accuracy"] == 0.875 and metrics["parameters"] == 61706
+        assert metrics["output_dir"] == str(run_dir) and metrics["output_dir_env"] == str(run_dir)
+        # The kernel is this environment's Python, with text progress bars and headless Matplotlib,
+        # working in the notebooks' folder (as in Jupyter).
+        assert runs_this_python(metrics["executable"]), metrics["executable"]
+        assert metrics["progress"] == "text" and metrics["backend"] == "Agg"
+        assert metrics["cwd"] == str(notebooks)
+        assert entry["files"] == {"notebook": f"{key}.ipynb", "html": f"{key}.html"}
+        assert "<html" in (run_dir / f"{key}.html").read_text()[:2000].lower()
+    # EPOCHS went to the notebook that declares it, and nowhere else.
+    assert summary["notebooks"][1]["parameters"] == {"EPOCHS": 2}
+    assert summary["notebooks"][1]["metrics"]["epochs"] == 2
+    assert summary["notebooks"][0]["parameters"] == {}
+    markdown = (run_dir / "summary.md").read_text()
+    assert "| [02_lenet5_mnist](02_lenet5_mnist.html) | ok |" in markdown and "87.50 %" in markdown
+    # The executed notebook is saved, with papermill's injected parameters.
+    executed = nbformat.read(str(run_dir / "02_lenet5_mnist.ipynb"), as_version=4)
+    injected = [cell for cell in executed.cells if "injected-parameters" in cell.metadata.get("tags", [])]
+    assert (
+        len(injected) == 1
+        and "EPOCHS = 2" in injected[0].source
+        and 'PROFILE = "quick"' in injected[0].source
+    )
+    print(f"two recipe notebooks through the CLI: {seconds:.1f} s")
+
+
+def failing_course(folder: Path) -> None:
+    plain_notebook(folder, "01_fine")
+    plain_notebook(
+        folder,
+        "02_broken",
+        "print('preparing')",
+        "# load the data\ndata = {}\nvalue = data['missing'] if False else None\n"
+        "raise ValueError('boom: the data folder is empty\\n' + 'details ' * 200)",
+    )
+    plain_notebook(folder, "03_after")
+
+
+def test_a_failure_names_the_notebook_and_cell_and_stops_the_run(tmp_path):
+    notebooks, runs = tmp_path / "notebooks", tmp_path / "runs"
+    failing_course(notebooks)
+    result = run_cli("run", "--profile", "smoke", "--notebooks-dir", str(notebooks), "--runs-dir", str(runs))
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert "FAILED" in out and "02_broken, cell index 4 (In [5]): `# load the data`" in out
+    assert "ValueError: boom: the data folder is empty\n      details details" in out
+    assert "Traceback" not in out + result.stderr  # the name and message, not the whole traceback
+    assert len(out) < 5000  # the long message is shortened
+    assert "The partly executed notebook (full traceback): " in out
+    run_dir = only_run_folder(runs)
+    summary = read_summary(run_dir)
+    assert [(e["notebook"], e["status"]) for e in summary["notebooks"]] == [
+        ("01_fine", "ok"),
+        ("02_broken", "failed"),
+        ("03_after", "not run"),
+    ]
+    error = summary["notebooks"][1]["error"]
+    # Index 4 in the notebook as written; In [5] in the saved one (papermill's parameters ran as In [2]).
+    assert error["cell_index"] == 4 and error["execution_count"] == 5
+    assert error["source"] == "# load the data" and error["ename"] == "ValueError"
+    # The partly executed notebook is kept (with the traceback) and exported.
+    executed = nbformat.read(str(run_dir / "02_broken.ipynb"), as_version=4)
+    errors = [
+        o
+        for cell in executed.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+        if o.output_type == "error"
+    ]
+    assert errors and errors[0].ename == "ValueError"
+    assert (run_dir / "02_broken.html").is_file()
+    assert not (run_dir / "03_after.ipynb").exists()
+    assert "02_broken** stopped at cell index 4" in (run_dir / "summary.md").read_text()
+
+
+def test_keep_going_runs_the_rest_after_a_failure(tmp_path):
+    notebooks, runs = tmp_path / "notebooks", tmp_path / "runs"
+    failing_course(notebooks)
+    result = run_cli(
+        "run", "--profile", "smoke", "--keep-going", "--only", "2,03",
+        "--notebooks-dir", str(notebooks), "--runs-dir", str(runs),
+    )  # fmt: skip
+    assert result.returncode == 1
+    summary = read_summary(only_run_folder(runs))
+    assert [(e["notebook"], e["status"]) for e in summary["notebooks"]] == [
+        ("02_broken", "failed"),
+        ("03_after", "ok"),
+    ]
+
+
+def test_a_notebook_past_its_timeout_is_stopped(tmp_path):
+    notebooks, runs = tmp_path / "notebooks", tmp_path / "runs"
+    plain_notebook(notebooks, "01_slow", "import time\n\ntime.sleep(600)")
+    started = time.perf_counter()
+    result = run_cli(
+        "run", "--profile", "smoke", "--timeout", "0.1",
+        "--notebooks-dir", str(notebooks), "--runs-dir", str(runs),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert time.perf_counter() - started < 120
+    assert "TIMEOUT" in result.stdout and "01_slow, cell index 3: `import time`" in result.stdout
+    run_dir = only_run_folder(runs)
+    entry = read_summary(run_dir)["notebooks"][0]
+    assert entry["status"] == "timeout" and entry["error"]["ename"] == "Timeout"
+    assert (run_dir / "01_slow.ipynb").is_file() and (run_dir / "01_slow.html").is_file()
+
+
+def test_ctrl_c_marks_the_notebook_interrupted_and_keeps_what_finished(tmp_path):
+    notebooks, runs = tmp_path / "notebooks", tmp_path / "runs"
+    marker = tmp_path / "kernel.pid"
+    plain_notebook(notebooks, "01_fine")
+    plain_notebook(
+        notebooks,
+        "02_long",
+        f"import time\n\nPath({str(marker)!r}).write_text(str(os.getpid()))\ntime.sleep(600)",
+    )
+    plain_notebook(notebooks, "03_never")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "course_utils", "run", "--profile", "smoke"]
+        + ["--notebooks-dir", str(notebooks), "--runs-dir", str(runs)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.exists(), "the second notebook never started"
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, out
+    assert "Ctrl-C: stopped 02_long" in out
+    summary = read_summary(only_run_folder(runs))
+    assert [(e["notebook"], e["status"]) for e in summary["notebooks"]] == [
+        ("01_fine", "ok"),
+        ("02_long", "interrupted"),
+        ("03_never", "not run"),
+    ]
+    assert summary["notebooks"][0]["metrics"] is not None and summary["exit_code"] == 130
+    # The kernel does not outlive the runner.
+    kernel_pid = int(marker.read_text())
+    for _ in range(50):
+        try:
+            os.kill(kernel_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"kernel {kernel_pid} still running after the runner stopped")
+
+
+# --------------------------------------------------------------------------------------
+# make outputs: in place, with nbconvert
+# --------------------------------------------------------------------------------------
+
+
+def test_outputs_regenerates_notebooks_in_place_and_keeps_a_failing_one_unchanged(tmp_path):
+    notebooks, outputs = tmp_path / "notebooks", tmp_path / "outputs"
+    fine = plain_notebook(notebooks, "01_fine", "print('hello')", "6 * 7")
+    broken = plain_notebook(notebooks, "02_broken", "raise RuntimeError('no data')")
+    before = nbformat.read(str(fine), as_version=4)
+    broken_bytes = broken.read_bytes()
+
+    result = run_cli(
+        "outputs", "--profile", "smoke", "--keep-going",
+        "--notebooks-dir", str(notebooks), "--output-dir", str(outputs),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "[1/2] 01_fine (smoke) ..." in result.stdout and "ok in " in result.stdout
+    assert "FAILED" in result.stdout and "RuntimeError: no data" in result.stdout
+
+    after = nbformat.read(str(fine), as_version=4)
+    assert [cell.id for cell in after.cells] == [cell.id for cell in before.cells]
+    assert [cell.metadata for cell in after.cells] == [cell.metadata for cell in before.cells]
+    assert [cell.source for cell in after.cells] == [
+        cell.source for cell in before.cells
+    ]  # PROFILE stays "auto"
+    code = [cell for cell in after.cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1))
+    assert code[2].outputs[0].text == "hello\n" and code[3].outputs[0].data["text/plain"] == "42"
+    assert "papermill" not in after.metadata
+    metrics = json.loads((outputs / "01_fine" / "metrics.json").read_text())
+    assert metrics["course_profile_env"] == "smoke" and metrics["profile"] == "auto"
+    assert metrics["cwd"] == str(notebooks)
+
+    assert broken.read_bytes() == broken_bytes  # unchanged
+    failed = nbformat.read(str(outputs / "failed-02_broken.ipynb"), as_version=4)
+    assert any(o.output_type == "error" for cell in failed.cells for o in cell.get("outputs", []))
+
+
+# --------------------------------------------------------------------------------------
+# The real course, end to end, under the smoke profile
+# --------------------------------------------------------------------------------------
+
+
+def test_the_whole_course_runs_under_the_smoke_profile(tmp_path):
+    if not os.environ.get("COURSE_DATA_DIR"):
+        pytest.skip("COURSE_DATA_DIR is not set: the real course needs MNIST and CIFAR-10")
+    missing = [key for key in COURSE_NOTEBOOKS if not (ROOT / "notebooks" / f"{key}.ipynb").is_file()]
+    if missing:
+        pytest.skip(f"the notebooks folder does not hold {', '.join(missing)} yet")
+    runs = tmp_path / "runs"
+    started = time.perf_counter()
+    result = run_cli("run", "--profile", "smoke", "--runs-dir", str(runs), timeout=1800)
+    minutes = (time.perf_counter() - started) / 60
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    run_dir = only_run_folder(runs)
+    summary = read_summary(run_dir)
+    assert summary["profile"] == "smoke" and summary["exit_code"] == 0
+    assert [entry["notebook"] for entry in summary["notebooks"]] == list(COURSE_NOTEBOOKS)
+    for entry in summary["notebooks"]:
+        key, metrics = entry["notebook"], entry["metrics"]
+        assert entry["status"] == "ok", entry
+        assert isinstance(metrics, dict), f"{key} wrote no metrics.json"
+        assert metrics["notebook"] == key and metrics["profile"] == "smoke"
+        if key != "01_concepts":  # 01 trains nothing
+            assert 0 < metrics["test_accuracy"] <= 1, metrics
+            assert isinstance(metrics["parameters"], int) and metrics["parameters"] > 0
+        assert (run_dir / f"{key}.ipynb").is_file() and (run_dir / f"{key}.html").is_file()
+    assert (run_dir / "summary.md").is_file()
+    print(f"the whole course under the smoke profile: {minutes:.1f} min")

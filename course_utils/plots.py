@@ -85,8 +85,23 @@ class _NotebookFigure(Figure):
         return super().__repr__().replace(type(self).__name__, "Figure", 1)
 
 
+def new_figure(figsize: tuple[float, float], *, layout: str | None = "constrained") -> Figure:
+    """A blank figure that a notebook shows as its cell's value, with or without pyplot.
+
+    Every function here returns this kind of figure: built without pyplot (so it works
+    headless and is never shown twice) and able to render itself as a PNG in any Jupyter
+    front end. Draw on it with ``fig.subplots(...)``.
+
+    Args:
+        figsize: (width, height) in inches.
+        layout: matplotlib's layout engine, ``"constrained"`` by default; ``None`` for
+            diagrams that place everything themselves.
+    """
+    return _NotebookFigure(figsize=figsize, layout=layout)
+
+
 def _new_figure(figsize: tuple[float, float]) -> Figure:
-    return _NotebookFigure(figsize=figsize, layout="constrained")
+    return new_figure(figsize)
 
 
 def _to_numpy(x: ArrayLike) -> np.ndarray:

@@ -37,6 +37,19 @@ OUTPUT_ENV = "COURSE_OUTPUT_DIR"
 METRICS_FILE = "metrics.json"
 
 
+def display_path(path: Path) -> str:
+    """A path for printing in a notebook: relative to the repository when inside it.
+
+    Stored notebook outputs must not show one machine's absolute paths; a folder outside
+    the repository is shown by its last two parts only.
+    """
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(project_root().resolve()).as_posix() or "."
+    except ValueError:
+        return "…/" + "/".join(path.parts[-2:])
+
+
 class ProfileError(ValueError):
     """A profile or parameter value that cannot be used."""
 
@@ -173,8 +186,8 @@ class RunSettings:
             + (f" (from {self.requested_profile!r})" if self.requested_profile != self.profile else ""),
             f"device      : {self.device}",
             f"seed        : {self.seed}",
-            f"data dir    : {self.data_dir}",
-            f"output dir  : {self.output_dir}",
+            f"data dir    : {display_path(self.data_dir)}",
+            f"output dir  : {display_path(self.output_dir)}",
         ]
         for name, value in self.values.items():
             mark = "  (set by parameter)" if name in self.overridden else ""

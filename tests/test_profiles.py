@@ -100,3 +100,13 @@ def test_metrics_are_written_with_their_provenance_and_read_back(tmp_path):
         and metrics["notebook"] == "02_lenet5_mnist"
     )
     assert other.read_metrics("03_resnet20_cifar10") is None
+
+
+def test_describe_shows_no_absolute_path_of_this_machine(tmp_path):
+    from course_utils.data import project_root
+    from course_utils.profiles import display_path
+
+    assert display_path(project_root() / "outputs" / "x") == "outputs/x"
+    assert display_path(tmp_path / "a" / "b") == "…/a/b"
+    text = configure("02_lenet5_mnist", "smoke", device="cpu", output_dir=tmp_path).describe()
+    assert str(tmp_path) not in text and str(project_root()) not in text

@@ -96,6 +96,18 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.deterministic = False
 
 
+def cpu_name() -> str:
+    """The processor's model name, e.g. "AMD EPYC 9B14" (Linux and macOS; else the architecture)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "CPU"
+
+
 def describe_environment(device: str | torch.device = "auto") -> dict[str, str]:
     """Collect the versions and hardware that a notebook runs on.
 
@@ -115,7 +127,7 @@ def describe_environment(device: str | torch.device = "auto") -> dict[str, str]:
     elif chosen.type == "mps":
         device_name = "Apple GPU (MPS)"
     else:
-        device_name = platform.processor() or platform.machine() or "CPU"
+        device_name = cpu_name()
     return {
         "python": sys.version.split()[0],
         "torch": torch.__version__,

@@ -6,6 +6,8 @@ comparisons with the source article's way of training:
 * ``mnist`` part: LeNet-5 on MNIST (target: >= 99.0 % test accuracy in <= 5 s of
   training), a row-wise LSTM (target >= 98.5 %), and LeNet-5's images/s with this course's
   pipeline against the article's (torchvision transforms, ``DataLoader``, fp32).
+* ``pixel`` part: notebook 04's pixel-by-pixel LSTM (784 steps of one pixel), with the
+  epochs that fit ``--pixel-budget`` (reference: LSTM 98.9 %, Cooijmans et al. 2016).
 * ``cifar`` part: ResNet-20 on CIFAR-10 (target >= 91.25 %, the paper's figure, in
   <= 90 s; stretch >= 92 % in <= 60 s) trained on 45k images with 5k held out for
   validation, bf16 autocast, channels-last, ``torch.compile``, data and augmentation on
@@ -25,6 +27,11 @@ Usage (the data directory must hold mnist.npz and cifar10.npz; their SHA-256 is 
     python benchmarks/gpu_full_results.py --data-dir .data --out results --parts mnist,cifar
 
 It prints a table at the end and writes ``gpu_results_<part>.json`` into ``--out``.
+Where no GPU is lent, ``--cpu`` runs a part at full size on the CPU instead (slowly; the
+pixel part takes about 1.5 hours on 2 cores) and writes ``cpu_results_<part>.json``::
+
+    python benchmarks/gpu_full_results.py --cpu --data-dir data --out benchmarks/results \
+        --parts pixel --pixel-budget 7200
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import article_pipeline  # noqa: E402
 from benchmarks.article_pipeline import article_test, article_train_epoch, synchronize  # noqa: E402
 from course_utils.data import load_dataset, make_batches  # noqa: E402
-from course_utils.environment import seed_everything  # noqa: E402
+from course_utils.environment import cpu_name, seed_everything  # noqa: E402
 from course_utils.evaluation import evaluate  # noqa: E402
 from course_utils.models import LeNet5, RowRNN, resnet20  # noqa: E402
 from course_utils.recipes import RECIPES, training_options  # noqa: E402
@@ -187,6 +194,43 @@ def part_mnist(data_dir: Path, device: torch.device) -> dict:
     return results
 
 
+def part_pixel(data_dir: Path, device: torch.device, budget_s: float) -> dict:
+    """Pixel-by-pixel MNIST (784 steps of 1 value) with the LSTM of notebook 04's full recipe.
+
+    The epoch count is the recipe's, or fewer if that many would not fit ``budget_s`` at the
+    speed measured on a throwaway model first; it is recorded, never chosen by test accuracy.
+    """
+    check_data(data_dir, "mnist.npz")
+    dataset = load_dataset("mnist", data_dir)
+    recipe = shrink(RECIPES["04_cnn_vs_rnn"]["full"], pixel_train_subset=512, pixel_test_subset=256)
+    settings = training_options(recipe, prefix="pixel_")
+    data = make_batches(
+        dataset,
+        batch_size=recipe["pixel_batch_size"],
+        device=device,
+        val_size=recipe["val_size"],
+        train_subset=recipe["pixel_train_subset"],
+        test_subset=recipe["pixel_test_subset"],
+        seed=0,
+    )
+    probe = make_batches(
+        dataset, batch_size=recipe["pixel_batch_size"], device=device, train_subset=2560, seed=1
+    )
+
+    def make_model() -> nn.Module:
+        return RowRNN(input_size=1, hidden_size=recipe["pixel_hidden_size"], cell="lstm", sequence="pixels")
+
+    seed_everything(1)
+    warm = warm_up(make_model, probe, settings, steps_epochs=2)
+    epoch_seconds = data.train.num_samples / warm["steady_images_per_second"] * 1.05
+    epochs = int(max(1, min(settings["epochs"], math.floor(budget_s / epoch_seconds))))
+    log(f"pixel LSTM: {warm['steady_images_per_second']:,.0f} images/s, {epochs} epochs fit {budget_s:.0f} s")
+    seed_everything(0)
+    result = course_run(make_model(), data, settings, epochs=epochs)
+    log(f"pixel LSTM: test {result['test_accuracy']:.2%} in {result['train_seconds']:.1f} s")
+    return {"pixel_lstm_warmup": warm, "pixel_lstm": result}
+
+
 def part_cifar(data_dir: Path, device: torch.device, budget_s: float, deadline: float, save) -> dict:
     check_data(data_dir, "cifar10.npz")
     dataset = load_dataset("cifar10", data_dir)
@@ -320,17 +364,26 @@ def main() -> None:
     parser.add_argument("--parts", default="mnist,cifar")
     parser.add_argument("--resnet-budget", type=float, default=80.0, help="seconds of ResNet-20 training")
     parser.add_argument("--deadline", type=float, default=450.0, help="seconds for the whole run")
+    parser.add_argument("--pixel-budget", type=float, default=150.0, help="seconds of pixel-LSTM training")
     parser.add_argument("--smoke", action="store_true", help="tiny CPU run of every code path (no figures)")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="run the parts at full size on the CPU (slow: checks a recipe where no GPU is lent; "
+        "writes cpu_results_<part>.json)",
+    )
     args = parser.parse_args()
     global SMOKE
     SMOKE = args.smoke
-    if not torch.cuda.is_available() and not SMOKE:
-        sys.exit("this benchmark needs a CUDA GPU; none is visible")
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available() and not (SMOKE or args.cpu):
+        sys.exit("this benchmark needs a CUDA GPU and none is visible; add --cpu to run it slowly on the CPU")
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    prefix = "cpu" if device.type == "cpu" and not SMOKE else "gpu"
     torch.backends.cudnn.benchmark = True
     deadline = START + args.deadline
     info = {
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (smoke run on the CPU)",
+        "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else "none (run on the CPU)",
+        "cpu": f"{cpu_name()}, {torch.get_num_threads()} threads",
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "python": platform.python_version(),
@@ -349,9 +402,11 @@ def main() -> None:
                 path.write_text(json.dumps({"environment": info, **partial}, indent=1))
 
             results = part_cifar(args.data_dir, device, args.resnet_budget, deadline, save)
+        elif part == "pixel":
+            results = part_pixel(args.data_dir, device, args.pixel_budget)
         else:
-            sys.exit(f"unknown part {part!r}; use mnist and/or cifar")
-        (args.out / f"gpu_results_{part}.json").write_text(
+            sys.exit(f"unknown part {part!r}; use mnist, cifar and/or pixel")
+        (args.out / f"{prefix}_results_{part}.json").write_text(
             json.dumps({"environment": info, **results}, indent=1)
         )
         print_table(part, results)

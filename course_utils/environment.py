@@ -96,10 +96,14 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.deterministic = False
 
 
-def cpu_name() -> str:
-    """The processor's model name, e.g. "AMD EPYC 9B14" (Linux and macOS; else the architecture)."""
+def cpu_name(cpuinfo_path: str = "/proc/cpuinfo") -> str:
+    """The processor's model name, e.g. "AMD EPYC 9B14".
+
+    Read from ``cpuinfo_path`` (Linux); where that file is missing or names no model (macOS,
+    Windows), what :mod:`platform` knows, e.g. "arm" or "Intel64 Family 6 ...".
+    """
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        with open(cpuinfo_path, encoding="utf-8") as cpuinfo:
             for line in cpuinfo:
                 if line.lower().startswith("model name"):
                     return line.split(":", 1)[1].strip()

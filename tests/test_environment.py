@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils.environment import describe_environment, get_device, seed_everything
+from course_utils.environment import cpu_name, describe_environment, get_device, seed_everything
 
 
 def test_auto_picks_cuda_then_mps_then_cpu(monkeypatch):
@@ -81,3 +81,21 @@ def test_describe_environment_reports_versions_and_device():
     for key in ("python", "torchvision", "cuda", "device name", "cpu threads"):
         assert info[key]
     assert int(info["cpu threads"]) == torch.get_num_threads()
+
+
+def test_cpu_name_reads_the_model_name_line(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B14\nflags\t: x\n")
+    assert cpu_name(str(cpuinfo)) == "AMD EPYC 9B14"
+
+
+def test_cpu_name_falls_back_when_the_file_is_missing_or_silent(tmp_path, monkeypatch):
+    monkeypatch.setattr("platform.processor", lambda: "arm")
+    assert cpu_name(str(tmp_path / "absent")) == "arm"
+    silent = tmp_path / "cpuinfo"
+    silent.write_text("processor\t: 0\n")
+    assert cpu_name(str(silent)) == "arm"
+
+
+def test_describe_environment_names_the_cpu_on_a_cpu_device():
+    assert describe_environment("cpu")["device name"] == cpu_name()

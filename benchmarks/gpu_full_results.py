@@ -27,8 +27,9 @@ Usage (the data directory must hold mnist.npz and cifar10.npz; their SHA-256 is 
     python benchmarks/gpu_full_results.py --data-dir .data --out results --parts mnist,cifar
 
 It prints a table at the end and writes ``gpu_results_<part>.json`` into ``--out``.
-Where no GPU is lent, ``--cpu`` runs a part at full size on the CPU instead (slowly; the
-pixel part takes about 1.5 hours on 2 cores) and writes ``cpu_results_<part>.json``::
+Where no GPU is lent, ``--cpu`` runs a part at full size on the CPU instead and writes
+``cpu_results_<part>.json``. It is slow: the pixel LSTM trained at 104 images/s on a busy
+2-core CPU, about 3 hours for its 20 epochs::
 
     python benchmarks/gpu_full_results.py --cpu --data-dir data --out benchmarks/results \
         --parts pixel --pixel-budget 7200

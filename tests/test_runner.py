@@ -29,6 +29,7 @@ from course_utils.runner import (
     parameters_for,
     parse_parameter_value,
     plan_run,
+    run_interruptibly,
     runs_this_python,
     select_notebooks,
     this_python_kernel,
@@ -441,19 +442,19 @@ def test_a_notebook_past_its_timeout_is_stopped(tmp_path):
     assert (run_dir / "01_slow.ipynb").is_file() and (run_dir / "01_slow.html").is_file()
 
 
-def test_ctrl_c_marks_the_notebook_interrupted_and_keeps_what_finished(tmp_path):
-    notebooks, runs = tmp_path / "notebooks", tmp_path / "runs"
-    marker = tmp_path / "kernel.pid"
-    plain_notebook(notebooks, "01_fine")
-    plain_notebook(
-        notebooks,
-        "02_long",
-        f"import time\n\nPath({str(marker)!r}).write_text(str(os.getpid()))\ntime.sleep(600)",
-    )
-    plain_notebook(notebooks, "03_never")
+def sleeping_cell(marker: Path) -> str:
+    """A cell that writes the kernel's process id to ``marker``, then sleeps for ten minutes."""
+    return f"import time\n\nPath({str(marker)!r}).write_text(str(os.getpid()))\ntime.sleep(600)"
+
+
+def interrupt_when_started(command: list[str], marker: Path, delay: float) -> tuple[int, str]:
+    """Start ``python -m course_utils`` + ``command``; send Ctrl-C ``delay`` s after ``marker`` appears.
+
+    Returns the exit status and the output. Fails if the process does not stop within two
+    minutes of the Ctrl-C, or if the kernel that wrote ``marker`` outlives it.
+    """
     process = subprocess.Popen(
-        [sys.executable, "-m", "course_utils", "run", "--profile", "smoke"]
-        + ["--notebooks-dir", str(notebooks), "--runs-dir", str(runs)],
+        [sys.executable, "-m", "course_utils", *command],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -462,23 +463,17 @@ def test_ctrl_c_marks_the_notebook_interrupted_and_keeps_what_finished(tmp_path)
     try:
         deadline = time.monotonic() + 300
         while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert marker.exists(), "the second notebook never started"
+            time.sleep(0.05)
+        assert marker.exists(), "the sleeping notebook never started"
+        time.sleep(delay)
         process.send_signal(signal.SIGINT)
-        out, _ = process.communicate(timeout=120)
+        try:
+            out, _ = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the runner did not stop within 2 minutes of Ctrl-C")
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 130, out
-    assert "Ctrl-C: stopped 02_long" in out
-    summary = read_summary(only_run_folder(runs))
-    assert [(e["notebook"], e["status"]) for e in summary["notebooks"]] == [
-        ("01_fine", "ok"),
-        ("02_long", "interrupted"),
-        ("03_never", "not run"),
-    ]
-    assert summary["notebooks"][0]["metrics"] is not None and summary["exit_code"] == 130
-    # The kernel does not outlive the runner.
     kernel_pid = int(marker.read_text())
     for _ in range(50):
         try:
@@ -488,6 +483,62 @@ def test_ctrl_c_marks_the_notebook_interrupted_and_keeps_what_finished(tmp_path)
         time.sleep(0.1)
     else:
         pytest.fail(f"kernel {kernel_pid} still running after the runner stopped")
+    return process.returncode, out
+
+
+# Ctrl-C at several moments of a busy cell: the runner once ignored a Ctrl-C that landed at
+# the wrong point of nbclient's event loop, so one moment is not enough.
+@pytest.mark.parametrize("delay", [0.0, 0.3, 1.0])
+def test_ctrl_c_marks_the_notebook_interrupted_and_keeps_what_finished(tmp_path, delay):
+    notebooks, runs = tmp_path / "notebooks", tmp_path / "runs"
+    marker = tmp_path / "kernel.pid"
+    plain_notebook(notebooks, "01_fine")
+    plain_notebook(notebooks, "02_long", sleeping_cell(marker))
+    plain_notebook(notebooks, "03_never")
+    returncode, out = interrupt_when_started(
+        ["run", "--profile", "smoke", "--notebooks-dir", str(notebooks), "--runs-dir", str(runs)],
+        marker,
+        delay,
+    )
+    assert returncode == 130, out
+    assert "Ctrl-C: stopped 02_long" in out
+    summary = read_summary(only_run_folder(runs))
+    assert [(e["notebook"], e["status"]) for e in summary["notebooks"]] == [
+        ("01_fine", "ok"),
+        ("02_long", "interrupted"),
+        ("03_never", "not run"),
+    ]
+    assert summary["notebooks"][0]["metrics"] is not None and summary["exit_code"] == 130
+    # The partly executed notebook is kept, with the cells that finished.
+    kept = nbformat.read(str(only_run_folder(runs) / "02_long.ipynb"), as_version=4)
+    code = [cell for cell in kept.cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code[:3]] == [1, 2, 3]
+
+
+def test_ctrl_c_during_outputs_leaves_the_notebook_unchanged(tmp_path):
+    notebooks, outputs = tmp_path / "notebooks", tmp_path / "outputs"
+    marker = tmp_path / "kernel.pid"
+    long = plain_notebook(notebooks, "01_long", sleeping_cell(marker))
+    original = long.read_bytes()
+    returncode, out = interrupt_when_started(
+        ["outputs", "--profile", "smoke", "--notebooks-dir", str(notebooks), "--output-dir", str(outputs)],
+        marker,
+        0.3,
+    )
+    assert returncode == 130, out
+    assert "the notebook being executed is unchanged" in out
+    assert long.read_bytes() == original
+    assert (outputs / "failed-01_long.ipynb").is_file()
+
+
+def test_run_interruptibly_returns_the_result_and_reraises_the_error_here():
+    assert run_interruptibly(lambda: 6 * 7) == 42
+
+    def broken():
+        raise ValueError("bad notebook")
+
+    with pytest.raises(ValueError, match="bad notebook"):
+        run_interruptibly(broken)
 
 
 # --------------------------------------------------------------------------------------

@@ -440,89 +440,6 @@ def kernel_config() -> Any:
     return config
 
 
-def interruptible_kernel_manager_class() -> type:
-    """jupyter_client's AsyncKernelManager, plus a registry of live instances another thread can kill.
-
-    The runner executes notebooks in a helper thread (see :func:`run_interruptibly`); on Ctrl-C
-    the main thread kills the kernel process directly, which nbclient then notices as a dead
-    kernel and unwinds from. Built on first use so that importing the runner stays light.
-    """
-    global _KillableKernelManager
-    if _KillableKernelManager is None:
-        import weakref
-
-        from jupyter_client.manager import AsyncKernelManager
-
-        class KillableKernelManager(AsyncKernelManager):
-            """An AsyncKernelManager whose kernel process :func:`kill_live_kernels` can kill."""
-
-            live: weakref.WeakSet = weakref.WeakSet()
-
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, **kwargs)
-                KillableKernelManager.live.add(self)
-
-            def kill_process_now(self) -> None:
-                """Kill the kernel process (thread-safe: a plain signal, no event loop involved)."""
-                process = getattr(self.provisioner, "process", None) if self.provisioner else None
-                if process is not None and process.poll() is None:
-                    process.kill()
-
-        _KillableKernelManager = KillableKernelManager
-    return _KillableKernelManager
-
-
-_KillableKernelManager: type | None = None
-
-
-def kill_live_kernels() -> None:
-    """Kill every kernel started through :func:`interruptible_kernel_manager_class`."""
-    if _KillableKernelManager is None:
-        return
-    for manager in list(_KillableKernelManager.live):
-        with contextlib.suppress(Exception):
-            manager.kill_process_now()
-
-
-def run_interruptibly(work: Callable[[], Any], *, grace_seconds: float = 30.0) -> Any:
-    """Run ``work()`` in a helper thread while the calling (main) thread waits; return its result.
-
-    Why a thread: nbclient drives the kernel from an asyncio event loop, and a KeyboardInterrupt
-    raised at an arbitrary point inside that loop can leave its tasks waiting for a reply from a
-    kernel that is gone, so that Ctrl-C seemed to be ignored. Here the main thread only waits,
-    so Ctrl-C always lands in it; it kills the kernels (nbclient in the helper thread then
-    stops with a dead-kernel error and papermill saves the partly executed notebook), gives the
-    helper ``grace_seconds`` to finish that, and re-raises the KeyboardInterrupt.
-
-    Raises:
-        Whatever ``work`` raised, re-raised in the calling thread; KeyboardInterrupt on Ctrl-C.
-    """
-    import threading
-
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = work()
-        except BaseException as error:  # handed to the calling thread, which decides
-            outcome["error"] = error
-
-    # A daemon thread: if it cannot unwind within the grace period, it must not keep the
-    # process alive after the runner has reported and exited.
-    helper = threading.Thread(target=target, name="course-notebook-execution", daemon=True)
-    helper.start()
-    try:
-        while helper.is_alive():
-            helper.join(0.2)  # short waits: Ctrl-C is handled between them on every platform
-    except KeyboardInterrupt:
-        kill_live_kernels()
-        helper.join(grace_seconds)
-        raise
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
-
-
 def deadline_timeout(deadline: float | None) -> Callable[[Any], float | None] | None:
     """An nbclient ``timeout_func`` that gives each cell what is left of the notebook's time."""
     if deadline is None:
@@ -941,24 +858,21 @@ def _execute_with_papermill(
     result.files["notebook"] = output_path.name
     start = time.perf_counter()
     try:
-        run_interruptibly(
-            lambda: papermill.execute_notebook(
-                str(notebook.path),
-                str(output_path),
-                parameters=values,
-                kernel_name=kernel_name,
-                kernel_manager_class=interruptible_kernel_manager_class(),
-                cwd=str(notebook.path.parent),
-                progress_bar=progress == "bar",
-                stdout_file=stream if log_output else None,
-                stderr_file=sys.stderr if log_output else None,
-                on_cell_start=tracker,
-                timeout_func=deadline_timeout(deadline),
-                config=kernel_config(),
-                # Stop the kernel at once when done: after a timeout or Ctrl-C it may still be
-                # busy, and a graceful shutdown would wait for it (and print its complaints).
-                shutdown_kernel="immediate",
-            )
+        papermill.execute_notebook(
+            str(notebook.path),
+            str(output_path),
+            parameters=values,
+            kernel_name=kernel_name,
+            cwd=str(notebook.path.parent),
+            progress_bar=progress == "bar",
+            stdout_file=stream if log_output else None,
+            stderr_file=sys.stderr if log_output else None,
+            on_cell_start=tracker,
+            timeout_func=deadline_timeout(deadline),
+            config=kernel_config(),
+            # Stop the kernel at once when done: after a timeout or Ctrl-C it may still be busy,
+            # and a graceful shutdown would wait for it (and print its complaints).
+            shutdown_kernel="immediate",
         )
         result.status = OK
     except PapermillExecutionError as error:
@@ -1182,16 +1096,12 @@ def _execute_in_place(
         record_timing=False,  # no timestamps in the committed cells' metadata
         on_cell_start=tracker,
         config=kernel_config(),
-        kernel_manager_class=interruptible_kernel_manager_class(),
-        shutdown_kernel="immediate",
     )
     failed = output_dir / f"failed-{notebook.key}.ipynb"
     start = time.perf_counter()
     status, message = OK, ""
     try:
-        run_interruptibly(
-            lambda: executor.preprocess(executed, {"metadata": {"path": str(notebook.path.parent)}})
-        )
+        executor.preprocess(executed, {"metadata": {"path": str(notebook.path.parent)}})
     except CellExecutionError as error:
         status = FAILED
         message = f"{tracker.describe()}: {error.ename}: {shorten(str(error.evalue), _EVALUE_LIMIT)}"

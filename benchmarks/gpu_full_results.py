@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import article_pipeline  # noqa: E402
 from benchmarks.article_pipeline import article_test, article_train_epoch, synchronize  # noqa: E402
-from course_utils.data import load_dataset, make_batches  # noqa: E402
+from course_utils.data import DataSplits, load_dataset, make_batches  # noqa: E402
 from course_utils.environment import cpu_name, seed_everything  # noqa: E402
 from course_utils.evaluation import evaluate  # noqa: E402
 from course_utils.models import LeNet5, RowRNN, resnet20  # noqa: E402
@@ -148,22 +148,32 @@ def warm_up(make_model, data, settings: dict, steps_epochs: int = 2, **extra) ->
 # ---------------------------------------------------------------------------------------
 
 
+def recipe_batches(dataset, recipe: dict, device: torch.device, prefix: str = "", **options) -> DataSplits:
+    """The batches a notebook's recipe asks for, split and shuffled with seed 0.
+
+    Reads ``{prefix}batch_size``, ``{prefix}train_subset`` and ``{prefix}test_subset`` (e.g.
+    ``prefix="pixel_"`` for notebook 04's pixel-by-pixel models) and the recipe's ``val_size``;
+    ``options`` go to :func:`make_batches` (``drop_last``, ``channels_last``).
+    """
+    return make_batches(
+        dataset,
+        batch_size=recipe[f"{prefix}batch_size"],
+        device=device,
+        val_size=recipe["val_size"],
+        train_subset=recipe[f"{prefix}train_subset"],
+        test_subset=recipe[f"{prefix}test_subset"],
+        seed=0,
+        **options,
+    )
+
+
 def part_mnist(data_dir: Path, device: torch.device) -> dict:
     check_data(data_dir, "mnist.npz")
     dataset = load_dataset("mnist", data_dir)
     results: dict = {}
 
     lenet = shrink(RECIPES["02_lenet5_mnist"]["full"])
-    data = make_batches(
-        dataset,
-        batch_size=lenet["batch_size"],
-        device=device,
-        val_size=lenet["val_size"],
-        seed=0,
-        drop_last=True,
-        train_subset=lenet["train_subset"],
-        test_subset=lenet["test_subset"],
-    )
+    data = recipe_batches(dataset, lenet, device, drop_last=True)
     seed_everything(1)
     results["lenet5_warmup"] = warm_up(LeNet5, data, lenet, steps_epochs=1)
     seed_everything(0)
@@ -171,15 +181,7 @@ def part_mnist(data_dir: Path, device: torch.device) -> dict:
     log(f"LeNet-5: {results['lenet5']['test_accuracy']:.2%} in {results['lenet5']['train_seconds']:.1f} s")
 
     rnn = shrink(RECIPES["04_cnn_vs_rnn"]["full"])
-    rnn_data = make_batches(
-        dataset,
-        batch_size=rnn["batch_size"],
-        device=device,
-        val_size=5000,
-        seed=0,
-        train_subset=rnn["train_subset"],
-        test_subset=rnn["test_subset"],
-    )
+    rnn_data = recipe_batches(dataset, rnn, device)
     for cell in ("lstm", "gru", "rnn"):
         settings = training_options(rnn, prefix=f"{cell}_")
         seed_everything(0)
@@ -205,15 +207,7 @@ def part_pixel(data_dir: Path, device: torch.device, budget_s: float) -> dict:
     dataset = load_dataset("mnist", data_dir)
     recipe = shrink(RECIPES["04_cnn_vs_rnn"]["full"], pixel_train_subset=512, pixel_test_subset=256)
     settings = training_options(recipe, prefix="pixel_")
-    data = make_batches(
-        dataset,
-        batch_size=recipe["pixel_batch_size"],
-        device=device,
-        val_size=recipe["val_size"],
-        train_subset=recipe["pixel_train_subset"],
-        test_subset=recipe["pixel_test_subset"],
-        seed=0,
-    )
+    data = recipe_batches(dataset, recipe, device, prefix="pixel_")
     probe = make_batches(
         dataset, batch_size=recipe["pixel_batch_size"], device=device, train_subset=2560, seed=1
     )
@@ -237,17 +231,7 @@ def part_cifar(data_dir: Path, device: torch.device, budget_s: float, deadline: 
     dataset = load_dataset("cifar10", data_dir)
     results: dict = {}
     recipe = shrink(RECIPES["03_resnet20_cifar10"]["full"], epochs_max=1)
-    data = make_batches(
-        dataset,
-        batch_size=recipe["batch_size"],
-        device=device,
-        val_size=recipe["val_size"],
-        train_subset=recipe["train_subset"],
-        test_subset=recipe["test_subset"],
-        seed=0,
-        drop_last=True,
-        channels_last=True,
-    )
+    data = recipe_batches(dataset, recipe, device, drop_last=True, channels_last=True)
 
     seed_everything(1)
     warm = warm_up(resnet20, data, recipe, steps_epochs=2, compile=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -10,6 +11,27 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.precision import autocast_context, resolve_precision
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in evaluation mode for a ``with`` block, then restore the mode it had.
+
+    Evaluation mode matters for batch normalisation (running statistics instead of the
+    batch's) and dropout (off). Restoring, rather than calling ``model.train()`` after, keeps
+    a model that was already in evaluation mode there.
+
+    Example::
+
+        with eval_mode(model), torch.no_grad():
+            logits = model(x)
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 @dataclass

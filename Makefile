@@ -13,6 +13,10 @@ STAMP := $(VENV)/.installed-stamp
 PROFILE ?= auto
 OUTPUTS_PROFILE ?= quick
 RUN_ARGS ?=
+# Extra JupyterLab options, e.g. LAB_ARGS="--no-browser --ip=0.0.0.0 --port=8888". As root (in a
+# container, say) JupyterLab refuses to start unless told --allow-root: the lab target adds it.
+LAB_ARGS ?=
+ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 .PHONY: setup test lint course lab outputs images clean
 
@@ -35,7 +39,7 @@ course: setup
 	$(BIN)/python -m course_utils run --profile $(PROFILE) $(RUN_ARGS)
 
 lab: setup
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab $(ALLOW_ROOT) $(LAB_ARGS) notebooks
 
 outputs: setup
 	$(BIN)/python -m course_utils outputs --profile $(OUTPUTS_PROFILE)

@@ -18,3 +18,40 @@ os.environ["COURSE_PROFILE"] = "smoke"
 os.environ["COURSE_PROGRESS"] = "text"
 os.environ["MPLBACKEND"] = "Agg"
 os.environ.setdefault("COURSE_OUTPUT_DIR", tempfile.mkdtemp(prefix="course-test-outputs-"))
+
+
+def pytest_sessionstart(session):
+    """Stop at once, with one message, when the datasets the notebooks need are missing.
+
+    Without this, a machine without the data (and without internet to download them) gets
+    dozens of failures, the cause buried in the first. The check tries the real loader, so
+    a machine with internet still downloads the data here, once.
+    """
+    import pytest
+
+    from course_utils.data import DatasetError, default_data_dir, load_dataset
+
+    # Only a session that will run the notebooks needs the data (`pytest tests/test_models.py`
+    # does not): the notebooks are collected when no path is given (testpaths) or one is named.
+    targets = [str(arg) for arg in session.config.args]
+    if not any("notebooks" in target or target.endswith(".ipynb") for target in targets):
+        return
+
+    problems = []
+    for name in ("mnist", "cifar10"):
+        try:
+            load_dataset(name)
+        except DatasetError as error:
+            problems.append(f"--- {name} ---\n{error}")
+    if problems:
+        folder = default_data_dir()
+        message = (
+            "The tests need the real MNIST and CIFAR-10 and could not get them.\n"
+            f"Looked in {folder} (set by COURSE_DATA_DIR, else data/ in the repository).\n\n"
+            + "\n\n".join(problems)
+            + "\n\nTo fix: put mnist.npz and cifar10.npz in that folder (in this project's CI: "
+            "../shared/data/install.sh DIR, then COURSE_DATA_DIR=DIR make test), or run once on a "
+            "machine with internet access so that they are downloaded.\n"
+        )
+        session.config.get_terminal_writer().write(message, red=True)
+        pytest.exit(f"no datasets in {folder}: nothing was tested (see the message above)", returncode=3)

@@ -20,7 +20,9 @@ def _name(requirement: str) -> str:
 
 def test_environment_yml_names_the_same_dependencies_as_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_name(r): r for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    extras = project["optional-dependencies"]
+    listed_in_pyproject = project["dependencies"] + extras["batch"] + extras["dev"]
+    wanted = {_name(r): r for r in listed_in_pyproject if _name(r) != project["name"]}
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())
     listed = {}
     for entry in environment["dependencies"]:
@@ -34,6 +36,38 @@ def test_environment_yml_names_the_same_dependencies_as_pyproject():
     for name, requirement in wanted.items():
         # Same version range, written the same way (conda and pip share this syntax here).
         assert re.sub(r"\s", "", listed[name]).lower() == re.sub(r"\s", "", requirement).lower(), name
+
+
+JUPYTER_PACKAGES = (
+    "jupyterlab",
+    "notebook",
+    "ipykernel",
+    "jupyter",
+    "nbconvert",
+    "nbclient",
+    "papermill",
+    "nbval",
+)
+
+
+def test_runtime_dependencies_are_only_what_the_notebooks_import():
+    """Colab pins its Jupyter packages: installing the course there must not replace them."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {_name(r) for r in project["dependencies"]}
+    assert runtime == {"torch", "torchvision", "numpy", "matplotlib", "tqdm", "ipywidgets"}
+    extras = project["optional-dependencies"]
+    assert "course-utils[batch]" in extras["dev"], "make test must also install the batch tools"
+    assert {"pytest", "ruff", "nbval"} <= {_name(r) for r in extras["dev"]}
+    assert not {_name(r) for r in extras["batch"]} & {"pytest", "ruff", "nbval", "jupyterlab"}
+
+
+def test_binder_installs_the_cpu_build_of_pytorch_and_no_dev_tools():
+    requirements = (ROOT / "binder" / "requirements.txt").read_text().splitlines()
+    lines = [line.strip() for line in requirements if line.strip() and not line.startswith("#")]
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lines
+    assert "-e ." in lines  # the runtime dependencies only: no [dev] or [batch] extra
+    names = {_name(line) for line in lines if not line.startswith("-")}
+    assert names == {"torch", "torchvision"}
 
 
 def test_environment_yml_installs_this_repository():
@@ -54,3 +88,41 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in ci and "install.sh" in ci and "COURSE_DATA_DIR" in ci
     assert "make test" in readme and "make course" in readme
+
+
+def test_missing_data_stops_the_test_session_with_one_message(tmp_path):
+    """A machine without the datasets (and without internet) gets one message, not dozens of failures."""
+    import os
+    import subprocess
+
+    empty = tmp_path / "no-data-here"
+    env = dict(os.environ, COURSE_DATA_DIR=str(empty))
+    # A closed local port as proxy: torchvision's download fails at once, as it would offline.
+    env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9", no_proxy="")
+    env.update(HTTP_PROXY=env["http_proxy"], HTTPS_PROXY=env["https_proxy"])
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "notebooks/01_concepts.ipynb"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 3, output
+    assert "could not get them" in output and str(empty) in output
+    assert "mnist.npz" in output and "cifar10.npz" in output and "install.sh" in output
+    assert "passed" not in output and "failed" not in output.replace("download failed", "")
+
+
+def test_make_lab_starts_as_root_too():
+    """JupyterLab refuses root unless told --allow-root; containers often run as root."""
+    import os
+    import subprocess
+
+    printed = subprocess.run(
+        ["make", "-n", "lab", "LAB_ARGS=--no-browser"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    lab_line = next(line for line in printed.splitlines() if "jupyter lab" in line)
+    assert "--no-browser" in lab_line
+    assert ("--allow-root" in lab_line) == (os.geteuid() == 0)

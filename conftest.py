@@ -13,6 +13,7 @@ so these variables select their behaviour under test:
 
 import os
 import tempfile
+from pathlib import Path
 
 os.environ["COURSE_PROFILE"] = "smoke"
 os.environ["COURSE_PROGRESS"] = "text"
@@ -33,8 +34,11 @@ def pytest_sessionstart(session):
 
     # Only a session that will run the notebooks needs the data (`pytest tests/test_models.py`
     # does not): the notebooks are collected when no path is given (testpaths) or one is named.
-    targets = [str(arg) for arg in session.config.args]
-    if not any("notebooks" in target or target.endswith(".ipynb") for target in targets):
+    notebooks = (Path(__file__).resolve().parent / "notebooks").resolve()
+    targets = [
+        (session.config.invocation_params.dir / arg.split("::")[0]).resolve() for arg in session.config.args
+    ]
+    if not any(target.suffix == ".ipynb" or notebooks.is_relative_to(target) for target in targets):
         return
 
     problems = []

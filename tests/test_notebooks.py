@@ -176,16 +176,24 @@ def test_one_parameters_cell_of_simple_assignments_that_configure_accepts(path):
     assert not unknown, f"configure({key!r}) does not accept {unknown}; its settings: {sorted(settings)}"
 
 
-# The install cell, executed in a subprocess of this Python with subprocess.run recorded
-# instead of run (and, for the second case, course_utils made to look missing).
+# The install cell, executed in a subprocess of this Python as IPython would run it (its
+# `%pip` line becomes a get_ipython().run_line_magic call, recorded here instead of run) and,
+# for the second case, with course_utils made to look missing.
 INSTALL_PROBE = """
 import importlib.util
 import json
-import subprocess
 import sys
 
+from IPython.core.inputtransformer2 import TransformerManager
+
 calls = []
-subprocess.run = lambda *args, **kwargs: calls.append({"args": args[0], "check": kwargs.get("check")})
+
+
+class RecordingShell:
+    def run_line_magic(self, name, line):
+        calls.append({"magic": name, "line": line})
+
+
 if sys.argv[2] == "missing":
     real_find_spec = importlib.util.find_spec
 
@@ -193,8 +201,9 @@ if sys.argv[2] == "missing":
         return None if name == "course_utils" else real_find_spec(name, *args, **kwargs)
 
     importlib.util.find_spec = find_spec
-exec(compile(open(sys.argv[1]).read(), "install cell", "exec"))
-print(json.dumps({"calls": calls, "executable": sys.executable}))
+python = TransformerManager().transform_cell(open(sys.argv[1]).read())
+exec(compile(python, "install cell", "exec"), {"get_ipython": RecordingShell})
+print(json.dumps({"calls": calls}))
 """
 
 
@@ -220,8 +229,13 @@ def test_the_install_cell_does_nothing_where_course_utils_is_installed(tmp_path,
 @each_notebook
 def test_the_install_cell_installs_this_repository_where_course_utils_is_missing(tmp_path, path):
     probe = run_install_cell(tmp_path, path, "missing")
-    assert len(probe["calls"]) == 1
-    call = probe["calls"][0]
-    # pip of the kernel's own Python, so that the package lands where the notebook imports from
-    assert call["args"][:4] == [probe["executable"], "-m", "pip", "install"]
-    assert call["args"][-1] == INSTALL_URL and call["check"] is True
+    # %pip installs with the kernel's own Python, so the package lands where the notebook imports from
+    assert probe["calls"] == [{"magic": "pip", "line": f"install --quiet {INSTALL_URL}"}]
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem[:2] in ("03", "04")], ids=notebook_id)
+def test_the_training_heavy_notebooks_ask_colab_for_a_gpu(path):
+    """Without an accelerator in its metadata, Colab opens a notebook on a CPU runtime (auto = quick)."""
+    metadata = load(path).metadata
+    assert metadata.get("accelerator") == "GPU"
+    assert metadata.get("colab", {}).get("gpuType")

@@ -2,9 +2,9 @@
 
 Two promises:
 
-* **A killed run never leaves a broken file.** Every file is written to a temporary name in
-  the same folder and then renamed over the old one (``os.replace`` is atomic on POSIX and
-  Windows), so the previous checkpoint stays valid until the new one is complete.
+* **A killed run never leaves a broken file.** Every file is written with
+  :func:`course_utils.files.atomic_write` (a temporary file, then a rename over the old
+  one), so the previous checkpoint stays valid until the new one is complete.
 * **Loading never runs code from the file.** ``torch.load(..., weights_only=True)`` only
   unpickles tensors and plain containers; a checkpoint that contains anything else is
   refused instead of executed.
@@ -12,9 +12,7 @@ Two promises:
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,48 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from course_utils.files import atomic_write
+
 CHECKPOINT_FORMAT = "course_utils.checkpoint/1"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be used: missing, unreadable, or made for another model."""
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file next to ``path``, then rename it into place.
-
-    Returns:
-        The final path.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as tmp_file:
-            torch.save(obj, tmp_file)
-            tmp_file.flush()
-            os.fsync(tmp_file.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        # Includes KeyboardInterrupt: the half-written temporary file must not stay behind.
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write a text file through a temporary file and a rename, like :func:`atomic_torch_save`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as tmp_file:
-            tmp_file.write(text)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _describe_model(model: nn.Module) -> dict[str, Any]:
@@ -142,8 +105,7 @@ def save_checkpoint(
     model: nn.Module,
     *,
     optimizer: torch.optim.Optimizer | None = None,
-    scheduler: Any = None,
-    scaler: Any = None,
+    scaler: torch.amp.GradScaler | None = None,
     epoch: int = 0,
     history: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
@@ -151,11 +113,15 @@ def save_checkpoint(
 ) -> Path:
     """Write everything needed to continue training exactly where it stopped.
 
+    No learning-rate scheduler state: in :func:`course_utils.training.fit` the rate is a
+    function of the step number, which ``epoch`` gives.
+
     Args:
         path: the ``.pt`` file to write (folders are created).
         model: its ``state_dict`` is saved, with its class name and parameter shapes so
             that loading into the wrong model gives a clear message.
-        optimizer, scheduler, scaler: their ``state_dict``s, when given.
+        optimizer, scaler: their ``state_dict``s, when given (the optimiser's momentum
+            buffers, the float16 loss scale).
         epoch: the number of finished epochs.
         history: ``History.to_dict()`` of the run so far.
         config: the training settings, as plain values.
@@ -169,7 +135,6 @@ def save_checkpoint(
         "model": _describe_model(model),
         "model_state": model.state_dict(),
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
-        "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
         "scaler_state": scaler.state_dict() if scaler is not None else None,
         "epoch": int(epoch),
         "history": history or {},
@@ -177,7 +142,7 @@ def save_checkpoint(
         "rng": capture_rng_state(),
         "extra": extra or {},
     }
-    return atomic_torch_save(state, path)
+    return atomic_write(path, lambda file: torch.save(state, file))
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -205,8 +170,7 @@ def load_checkpoint(
     model: nn.Module,
     *,
     optimizer: torch.optim.Optimizer | None = None,
-    scheduler: Any = None,
-    scaler: Any = None,
+    scaler: torch.amp.GradScaler | None = None,
     restore_rng: bool = False,
     map_location: str | torch.device | None = None,
 ) -> dict[str, Any]:
@@ -225,8 +189,6 @@ def load_checkpoint(
     model.load_state_dict(state["model_state"])
     if optimizer is not None and state.get("optimizer_state") is not None:
         optimizer.load_state_dict(state["optimizer_state"])
-    if scheduler is not None and state.get("scheduler_state") is not None:
-        scheduler.load_state_dict(state["scheduler_state"])
     if scaler is not None and state.get("scaler_state") is not None:
         scaler.load_state_dict(state["scaler_state"])
     if restore_rng:

@@ -1,9 +1,9 @@
 """Datasets as tensors: load MNIST and CIFAR-10, split them, and iterate over batches.
 
-The course keeps each whole dataset as one uint8 tensor on the training device and cuts
-batches out of it with a few tensor operations. MNIST and CIFAR-10 are small (47 MB and
-150 MB as uint8), so this is faster than a ``DataLoader`` with worker processes and PIL
-images, and every step of it can be read in this file::
+The course keeps each whole dataset as one uint8 tensor in memory (on the GPU when there is
+one) and cuts batches out of it with a few tensor operations. MNIST and CIFAR-10 are small
+(47 MB and 150 MB as uint8), so this is faster than a ``DataLoader`` with worker processes
+and PIL images, and every step of it can be read in this file::
 
     from course_utils.data import load_dataset, make_batches
 
@@ -12,6 +12,10 @@ images, and every step of it can be read in this file::
     for epoch in range(3):
         for x, y in splits.train:               # x: (128, 3, 32, 32) float32, y: (128,) int64
             ...
+
+Where the data are stored is all that ``device`` says here: the training device, the memory
+layout and the precision are decided by :func:`course_utils.training.fit`, which moves each
+batch to its device. :class:`TrainingData` says what ``fit`` needs from training data.
 
 Files: ``load_dataset`` reads ``<data dir>/<name>.npz`` (keys ``x_train``, ``y_train``,
 ``x_test``, ``y_test``, in torchvision's ``.data`` / ``.targets`` layout). When the file
@@ -23,16 +27,19 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from course_utils.environment import get_device
+
+# project_root lives in course_utils.files (notebook 04 still imports it from here).
+from course_utils.files import atomic_write, project_root
 
 DATASET_NAMES = ("mnist", "cifar10")
 MNIST_CLASSES = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
@@ -96,12 +103,6 @@ def default_data_dir(data_dir: str | Path | None = None) -> Path:
     if from_environment:
         return Path(from_environment).expanduser().absolute()
     return project_root() / "data"
-
-
-def project_root() -> Path:
-    """The repository root when ``course_utils`` runs from a checkout, else the current folder."""
-    root = Path(__file__).resolve().parent.parent
-    return root if (root / "pyproject.toml").is_file() and (root / "notebooks").is_dir() else Path.cwd()
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors field by field has no single True/False
@@ -257,34 +258,20 @@ def _arrays_from_torchvision(name: str, folder: Path) -> dict[str, np.ndarray]:
 def _write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` to ``path`` so that ``path`` is either absent or complete.
 
-    The data go to a temporary file in the same folder, which ``os.replace`` then renames
-    to ``path`` in one step (a rename within one file system is atomic). If the process is
-    killed half way, only the temporary file (``.<name>.*.tmp``) is left, never a truncated
-    ``path``. Uncompressed: CIFAR-10 hardly compresses, and reading is then fastest.
-    """
+    :func:`course_utils.files.atomic_write` writes a temporary file and renames it, so an
+    interrupted run never leaves a truncated ``path``. Uncompressed: CIFAR-10 hardly
+    compresses, and reading is then fastest.
 
-    def cannot_write(error: Exception) -> DatasetError:
-        return DatasetError(
+    Raises:
+        DatasetError: the folder cannot be created or written (full disk, no permission).
+    """
+    try:
+        atomic_write(path, lambda file: np.savez(file, **arrays))
+    except OSError as error:
+        raise DatasetError(
             f"could not write the dataset cache {path}: {_one_line(error)}. Check that the folder "
             f"is writable and has space, or set COURSE_DATA_DIR to another folder."
-        )
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    except OSError as error:
-        raise cannot_write(error) from error
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())  # the bytes are on disk before the rename makes them visible
-        os.replace(temporary, path)
-    except BaseException as error:  # also Ctrl-C: remove the partial file, then re-raise
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, Exception):
-            raise cannot_write(error) from error
-        raise
+        ) from error
 
 
 def _rebuild_advice(path: Path) -> str:
@@ -406,8 +393,32 @@ def _check_count(value: object, low: int, high: int, what: str, why: str) -> Non
         raise ValueError(f"{what} must be an integer from {low} to {high} ({why}), got {value!r}")
 
 
+@runtime_checkable
+class TrainingData(Protocol):
+    """What :func:`course_utils.training.fit` needs from training data.
+
+    :class:`Batches` is one; a wrapper of a few lines around it is another (for instance one
+    that stops a run after some epochs, to show how resuming works). ``isinstance(data,
+    TrainingData)`` checks that the three methods are there.
+
+    * ``iter(data)`` yields one epoch of batches ``(x, y)``: x float ``(B, C, H, W)`` (or
+      ``(B, ...)`` for other models), y int64 ``(B,)`` class numbers, on any device (``fit``
+      moves each batch to its own).
+    * ``len(data)`` is the number of batches per epoch (the optimiser steps).
+    * ``data.set_epoch(epoch)`` is called by ``fit`` before each epoch (counting from 0), so
+      that the epoch's order and augmentation can depend on ``(seed, epoch)`` alone: a
+      resumed run then sees exactly the batches an uninterrupted one would have seen.
+    """
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+    def __len__(self) -> int: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+
 class Batches:
-    """Mini-batches of a whole dataset kept on the training device.
+    """Mini-batches of a whole dataset kept in memory on one device.
 
     The images are stored once on ``device`` as uint8 ``(N, C, H, W)``; each batch is cut
     out of that tensor, augmented if asked, converted to float and normalised with
@@ -436,13 +447,14 @@ class Batches:
         shuffle: a new random order every epoch (for training).
         augment: random crops and flips (for training).
         drop_last: skip the last, incomplete batch.
-        device: where the data live and batches are made: ``"cpu"``, ``"cuda"``, ``"auto"``...
+        device: where the data are stored and batches are made: ``"cpu"``, ``"cuda"``,
+            ``"auto"``... Only that: :func:`course_utils.training.fit` trains on its own
+            device and moves each batch there (no cost when it is the same), and decides
+            the memory layout and precision too.
         seed: with the epoch number, decides the order and the augmentation.
-        channels_last: yield batches in channels-last memory format (faster convolutions
-            on recent GPUs under mixed precision); shapes and values are unchanged.
 
     Yields:
-        ``(x, y)``: x float32 ``(B, C, H, W)``, y int64 ``(B,)``, both on ``device``.
+        ``(x, y)``: x float32 ``(B, C, H, W)`` (contiguous), y int64 ``(B,)``, both on ``device``.
 
     Raises:
         TypeError: images are not a uint8 tensor, or labels not an integer tensor.
@@ -463,7 +475,6 @@ class Batches:
         drop_last: bool = False,
         device: str | torch.device = "cpu",
         seed: int = 0,
-        channels_last: bool = False,
     ) -> None:
         if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
             found = images.dtype if isinstance(images, torch.Tensor) else type(images).__name__
@@ -505,7 +516,6 @@ class Batches:
         self.augment = bool(augment)
         self.drop_last = bool(drop_last)
         self.seed = seed
-        self.channels_last = bool(channels_last)
         self.mean = mean
         self.std = std
         self.num_samples = len(images)
@@ -571,10 +581,7 @@ class Batches:
                 images, labels = self.images[indices], self.labels[indices]
             if crop_offsets is not None and flips is not None:
                 images = self._crop_and_flip(images, crop_offsets[start:stop], flips[start:stop])
-            x = torch.addcmul(self._shift, images.float(), self._scale)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, labels
+            yield torch.addcmul(self._shift, images.float(), self._scale), labels
 
     def _crop_and_flip(
         self, images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor
@@ -792,7 +799,7 @@ def denormalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) ->
 
 
 @dataclass
-class DataSplits:
+class BatchSplits:
     """The batches of one experiment, from :func:`make_batches`.
 
     Attributes:
@@ -812,8 +819,8 @@ class DataSplits:
 
 def make_batches(
     dataset: ImageDataset,
-    *,
     batch_size: int = 128,
+    *,
     device: str | torch.device = "cpu",
     val_size: int = 0,
     train_subset: int | None = None,
@@ -821,10 +828,9 @@ def make_batches(
     augment: bool | None = None,
     seed: int = 0,
     eval_batch_size: int = 1024,
-    channels_last: bool = False,
     drop_last: bool = False,
-) -> DataSplits:
-    """Split a dataset into training, validation and test batches on ``device``.
+) -> BatchSplits:
+    """Split a dataset into training, validation and test batches stored on ``device``.
 
     First ``val_size`` training images are held out (class-balanced); then, if
     ``train_subset`` is given, a class-balanced subset of the rest is kept for training.
@@ -834,7 +840,8 @@ def make_batches(
     Args:
         dataset: from :func:`load_dataset`.
         batch_size: training batch size.
-        device: where the tensors live (``"cpu"``, ``"cuda"``, ``"auto"``...).
+        device: where the uint8 tensors are stored (``"cpu"``, ``"cuda"``, ``"auto"``...);
+            only that: :func:`course_utils.training.fit` trains on its own device.
         val_size: training images to hold out for validation (0: no validation set).
         train_subset: train on only this many images (quick runs); None: all of them.
         test_subset: evaluate on only this many test images (class-balanced); None: all.
@@ -842,12 +849,11 @@ def make_batches(
             False for MNIST (flipping a digit changes what it is).
         seed: the split, the subsets, and the training order and augmentation.
         eval_batch_size: batch size for validation and test (no gradients: can be larger).
-        channels_last: passed to every :class:`Batches`.
         drop_last: skip the last, incomplete training batch (then every step has the same
             shape, which ``torch.compile`` and batch normalisation both prefer).
 
     Returns:
-        :class:`DataSplits` with ``train``, ``val`` (None if ``val_size == 0``) and ``test``.
+        :class:`BatchSplits` with ``train``, ``val`` (None if ``val_size == 0``) and ``test``.
 
     Raises:
         ValueError: sizes that do not fit the dataset.
@@ -881,14 +887,13 @@ def make_batches(
             drop_last=drop_last and training,
             device=device,
             seed=seed,
-            channels_last=channels_last,
         )
 
     def select(tensor: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         # Indexing copies; skip it when every sample is kept, in storage order.
         return tensor if len(indices) == len(tensor) else tensor[indices]
 
-    return DataSplits(
+    return BatchSplits(
         train=batches(select(dataset.x_train, train_indices), select(dataset.y_train, train_indices), True),
         val=batches(dataset.x_train[val_indices], dataset.y_train[val_indices], False) if val_size else None,
         test=batches(select(dataset.x_test, test_indices), select(dataset.y_test, test_indices), False),

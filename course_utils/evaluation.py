@@ -10,28 +10,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.precision import autocast_context, resolve_precision
+from course_utils.precision import resolve_precision
 
 
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in evaluation mode for a ``with`` block, then restore the mode it had.
+    """Put ``model`` in evaluation mode for a ``with`` block, then restore every module's mode.
 
     Evaluation mode matters for batch normalisation (running statistics instead of the
-    batch's) and dropout (off). Restoring, rather than calling ``model.train()`` after, keeps
-    a model that was already in evaluation mode there.
+    batch's) and dropout (off). Each submodule gets back its *own* mode: ``model.train()``
+    would also switch back a batch-norm layer that was deliberately frozen in eval mode.
 
     Example::
 
         with eval_mode(model), torch.no_grad():
             logits = model(x)
     """
-    was_training = model.training
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         yield model
     finally:
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
 
 
 @dataclass
@@ -60,37 +61,62 @@ class EvalResult:
         return f"EvalResult(loss={self.loss:.4f}, accuracy={self.accuracy:.2%}, samples={self.num_samples})"
 
 
+def _stores_channels_last(model: nn.Module) -> bool:
+    """True when the model's 2-D convolutions keep their weights channels-last.
+
+    :func:`course_utils.training.fit` lays a convolutional model out channels-last; its
+    inputs should then be laid out the same way (a convolution given mixed layouts converts
+    them itself, more slowly). The first convolution whose weight tells the two layouts apart
+    decides: a weight with one input channel or a 1x1 kernel is both at once. Models without
+    convolutions: False.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            channels_last = module.weight.is_contiguous(memory_format=torch.channels_last)
+            if channels_last != module.weight.is_contiguous():
+                return channels_last
+    return False
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
     data: Iterable[tuple[torch.Tensor, torch.Tensor]],
     *,
     mixed_precision: str | bool = "auto",
-    channels_last: bool = False,
 ) -> EvalResult:
     """Run ``model`` over every batch of ``data`` in evaluation mode.
 
+    The model decides where and how: each batch is moved to the model's device, and 4-D
+    inputs are laid out channels-last when the model's convolutions are (as :func:`fit
+    <course_utils.training.fit>` leaves them).
+
     Args:
-        model: a classifier returning logits (B, K).
-        data: batches ``(x, y)``, e.g. a :class:`course_utils.data.Batches` (never
-            shuffled or augmented for evaluation); x must already be on the model's device.
+        model: a classifier returning logits ``(B, K)``.
+        data: batches ``(x, y)``, x ``(B, C, H, W)`` float (or what the model takes), y
+            ``(B,)`` int64, stored on any device; e.g. a :class:`course_utils.data.Batches`
+            (never shuffled or augmented for evaluation).
         mixed_precision: as in :func:`course_utils.training.fit`.
-        channels_last: convert inputs to channels-last memory format first.
 
     Returns:
         An :class:`EvalResult`. The model's training mode is restored afterwards.
+
+    Raises:
+        ValueError: ``data`` holds no batches.
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     precision = resolve_precision(mixed_precision, device)
+    channels_last = _stores_channels_last(model)
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     predictions, probabilities, targets = [], [], []
-    try:
+    # Asynchronous copies only towards a GPU: a copy to the CPU must be complete before it is read.
+    non_blocking = device.type == "cuda"
+    with eval_mode(model):
         for x, y in data:
+            x, y = x.to(device, non_blocking=non_blocking), y.to(device, non_blocking=non_blocking)
             if channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with autocast_context(device, precision):
+            with torch.autocast(device.type, dtype=precision.dtype, enabled=precision.dtype is not None):
                 logits = model(x)
             logits = logits.float()
             total_loss += F.cross_entropy(logits, y, reduction="sum").double()
@@ -98,8 +124,6 @@ def evaluate(
             probabilities.append(probs.cpu())
             predictions.append(probs.argmax(dim=1).cpu())
             targets.append(y.cpu())
-    finally:
-        model.train(was_training)
     if not targets:
         raise ValueError("evaluate() got no batches: the dataset is empty")
     targets_all = torch.cat(targets)

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from course_utils.tables import format_table
+
 #: The columns every epoch row has, in the order tables show them. Validation columns are
 #: ``nan`` when a run has no validation data.
 COLUMNS = (
@@ -23,15 +25,16 @@ COLUMNS = (
     "images_per_second",
 )
 
+# How tables show each column (format specs, as in f"{value:.4f}").
 _FORMATS = {
-    "epoch": "{:.0f}",
-    "train_loss": "{:.4f}",
-    "train_accuracy": "{:.2%}",
-    "val_loss": "{:.4f}",
-    "val_accuracy": "{:.2%}",
-    "lr": "{:.3g}",
-    "seconds": "{:.1f}",
-    "images_per_second": "{:,.0f}",
+    "epoch": ".0f",
+    "train_loss": ".4f",
+    "train_accuracy": ".2%",
+    "val_loss": ".4f",
+    "val_accuracy": ".2%",
+    "lr": ".3g",
+    "seconds": ".1f",
+    "images_per_second": ",.0f",
 }
 
 
@@ -93,17 +96,9 @@ class History:
         return history
 
     def to_table(self, columns: tuple[str, ...] = COLUMNS) -> str:
-        """The history as a fixed-width text table, one line per epoch."""
-        widths = {c: max(len(c), 10) for c in columns}
-        lines = ["  ".join(c.rjust(widths[c]) for c in columns)]
-        for row in self.rows:
-            cells = []
-            for c in columns:
-                value = row[c]
-                text = "-" if math.isnan(value) else _FORMATS[c].format(value)
-                cells.append(text.rjust(widths[c]))
-            lines.append("  ".join(cells))
-        return "\n".join(lines)
+        """The history as a fixed-width text table, one line per epoch (``-`` for a missing value)."""
+        rows = [["-" if math.isnan(row[c]) else row[c] for c in columns] for row in self.rows]
+        return format_table(rows, columns, formats=[_FORMATS[c] for c in columns], align="r" * len(columns))
 
     def __str__(self) -> str:
         return self.to_table()

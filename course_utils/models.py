@@ -1,8 +1,9 @@
 """The course's models: LeNet-5, a multilayer perceptron, ResNets for CIFAR, and an RNN that reads images.
 
-Every model takes a batch of images ``x: (N, C, H, W) float`` (already normalised) and
+Every image model takes a batch of images ``x: (N, C, H, W) float`` (already normalised) and
 returns logits ``(N, num_classes)``: unnormalised scores, one per class, that
-``nn.CrossEntropyLoss`` turns into a loss. None of them ends with a softmax.
+``nn.CrossEntropyLoss`` turns into a loss. None of them ends with a softmax. The two sequence
+models take sequences ``x: (N, T, D) float`` instead.
 
 Each class mirrors a paper and says in comments where it follows the paper and where it
 departs from it:
@@ -12,15 +13,18 @@ departs from it:
 * :class:`BasicBlock`, :class:`ResNet` and the builders :func:`resnet20` ... :func:`resnet110`:
   He, Zhang, Ren & Sun (2016), section 4.2 (the CIFAR-10 networks), in the layout of
   akamaster/pytorch_resnet_cifar10.
-* :class:`RowRNN`: a recurrent network (循环神经网络, RNN) that reads an image row by row
-  (or pixel by pixel).
+* :class:`SequenceRNN`: a recurrent network (循环神经网络, RNN) that reads an image as a
+  sequence of vectors: its rows, or its pixels.
+* :class:`RecurrentSequenceModel` and :class:`TCN`: models for sequences ``(N, T, D)``, for the
+  tasks of :mod:`course_utils.sequences`: a recurrent network, and the temporal convolutional
+  network of Bai, Kolter & Koltun (2018), causal dilated 1-D convolutions in residual blocks.
 
 :func:`build_model` builds any of them from its name, for notebooks whose model is a parameter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -38,7 +42,12 @@ __all__ = [
     "resnet44",
     "resnet56",
     "resnet110",
-    "RowRNN",
+    "SequenceRNN",
+    "init_recurrent_weights",
+    "RecurrentSequenceModel",
+    "CausalConv1d",
+    "TemporalBlock",
+    "TCN",
     "MODEL_NAMES",
     "build_model",
 ]
@@ -428,23 +437,76 @@ RNN_CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru":
 SEQUENCE_ORDERS = ("rows", "pixels")
 
 
-class RowRNN(nn.Module):
-    """A recurrent neural network (循环神经网络, RNN) that classifies an image read as a sequence.
+def init_recurrent_weights(rnn: nn.RNNBase) -> None:
+    """Initialise a recurrent layer as the course's recurrent models do (in place).
+
+    * ``weight_hh`` (recurrent weights): an orthogonal matrix per gate (Saxe, McClelland &
+      Ganguli, 2014).
+    * ``weight_ih`` (input weights): Xavier uniform (Glorot & Bengio, 2010).
+    * Biases: zero, except the forget gate of an ``nn.LSTM``, whose ``bias_ih`` part starts at 1
+      (Gers, Schmidhuber & Cummins, 2000; Jozefowicz, Zaremba & Sutskever, 2015).
+
+    :class:`SequenceRNN` explains why. Used by it and by :class:`RecurrentSequenceModel`, so
+    that the two start alike.
+
+    Args:
+        rnn: an ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU`` (any number of layers and directions).
+    """
+    hidden = rnn.hidden_size
+    for name, param in rnn.named_parameters():
+        if name.startswith("weight_hh"):
+            # Recurrent weights: an orthogonal matrix for each gate (Saxe, McClelland &
+            # Ganguli, 2014). Multiplying the state by an orthogonal matrix keeps its
+            # length, so over many steps the state and the gradients neither vanish nor
+            # blow up just because of the initial weights.
+            for gate in param.data.split(hidden, dim=0):
+                nn.init.orthogonal_(gate)
+        elif name.startswith("weight_ih"):
+            nn.init.xavier_uniform_(param)  # Glorot & Bengio (2010): keeps the input's scale
+        elif name.startswith("bias"):
+            nn.init.zeros_(param)
+            if isinstance(rnn, nn.LSTM) and name.startswith("bias_ih"):
+                # PyTorch orders the LSTM gates (input, forget, cell, output). A forget-gate
+                # bias of 1 starts the gate near sigmoid(1) = 0.73, so the cell keeps most
+                # of its memory while the network is still untrained and gradients reach
+                # early time steps (Gers et al., 2000; Jozefowicz, Zaremba & Sutskever,
+                # 2015). Only bias_ih gets it: PyTorch adds bias_ih and bias_hh.
+                nn.init.ones_(param.data[hidden : 2 * hidden])
+
+
+class SequenceRNN(nn.Module):
+    """A recurrent classifier (循环神经网络, RNN) that reads an image as a sequence of vectors.
 
     An image becomes a sequence of ``T`` time steps of ``input_size`` values each:
 
-    * ``sequence="rows"``: one row per step, all channels of the row side by side.
+    * ``sequence="rows"``: its rows, one per step, all channels of the row side by side.
       MNIST: 28 steps of 28 values. CIFAR-10: 32 steps of 3 * 32 = 96 values
       (``x`` is permuted to ``(N, H, C, W)`` and reshaped to ``(N, H, C * W)``).
-    * ``sequence="pixels"``: one pixel per step in reading order, its ``C`` channel values.
-      Pixel-by-pixel MNIST: 784 steps of 1 value, a classic test of long-range memory
-      (Le, Jaitly & Hinton, 2015). Slow: the steps cannot run in parallel.
+    * ``sequence="pixels"``: its pixels, one per step in reading order, each its ``C``
+      channel values. Pixel-by-pixel MNIST: 784 steps of 1 value, a classic test of
+      long-range memory (Le, Jaitly & Hinton, 2015). Slow: the steps cannot run in parallel.
 
     The recurrent layer (``nn.RNN`` with tanh, ``nn.LSTM`` or ``nn.GRU``) carries a hidden
     state ``h_t = f(x_t, h_{t-1})`` from step to step. After the last step, ``fc`` classifies
     the top layer's final hidden state. A bidirectional network has two: the forward
-    direction's, after it has read rows 0 to T-1, and the backward direction's, after it
-    has read rows T-1 back to 0; ``fc`` sees the two concatenated.
+    direction's, after it has read steps 0 to T-1, and the backward direction's, after it
+    has read steps T-1 back to 0; ``fc`` sees the two concatenated.
+
+    Initialisation (not PyTorch's default, which draws every weight and bias of a recurrent
+    layer uniformly from ``±1/sqrt(hidden_size)``): the aim is a network that, before any
+    training, neither forgets nor explodes over the 28 to 784 steps it reads.
+
+    * Recurrent weights ``weight_hh``: an orthogonal matrix per gate (Saxe, McClelland &
+      Ganguli, 2014). Multiplying the state by an orthogonal matrix keeps its length, so
+      over many steps the state and its gradients neither vanish nor blow up because of
+      the initial weights alone.
+    * Input weights ``weight_ih``: Xavier (Glorot & Bengio, 2010) uniform, which keeps the
+      scale of the input in the gate pre-activations.
+    * Biases: zero, except the LSTM's forget gate, which starts at 1 (Gers, Schmidhuber &
+      Cummins, 2000; Jozefowicz, Zaremba & Sutskever, 2015): the gate is then open
+      (``sigmoid(1) = 0.73``), so the untrained cell keeps most of its memory and gradients
+      reach early steps. The RNN and the GRU have no forget gate.
+    * ``fc`` keeps PyTorch's default initialisation of ``nn.Linear``.
 
     History: Jordan (1986, "Serial order: a parallel distributed processing approach")
     fed a network's output back into it at the next step; Elman (1990, "Finding structure
@@ -519,26 +581,7 @@ class RowRNN(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        hidden = self.rnn.hidden_size
-        for name, param in self.rnn.named_parameters():
-            if name.startswith("weight_hh"):
-                # Recurrent weights: an orthogonal matrix for each gate (Saxe, McClelland &
-                # Ganguli, 2014). Multiplying the state by an orthogonal matrix keeps its
-                # length, so over many steps the state and the gradients neither vanish nor
-                # blow up just because of the initial weights.
-                for gate in param.data.split(hidden, dim=0):
-                    nn.init.orthogonal_(gate)
-            elif name.startswith("weight_ih"):
-                nn.init.xavier_uniform_(param)  # Glorot & Bengio (2010): keeps the input's scale
-            elif name.startswith("bias"):
-                nn.init.zeros_(param)
-                if self.cell == "lstm" and name.startswith("bias_ih"):
-                    # PyTorch orders the LSTM gates (input, forget, cell, output). A forget-gate
-                    # bias of 1 starts the gate near sigmoid(1) = 0.73, so the cell keeps most
-                    # of its memory while the network is still untrained and gradients reach
-                    # early time steps (Gers et al., 2000; Jozefowicz, Zaremba & Sutskever,
-                    # 2015). Only bias_ih gets it: PyTorch adds bias_ih and bias_hh.
-                    nn.init.ones_(param.data[hidden : 2 * hidden])
+        init_recurrent_weights(self.rnn)
 
     def to_sequence(self, x: torch.Tensor) -> torch.Tensor:
         """Turn images ``(N, C, H, W)`` into a sequence ``(N, T, input_size)``.
@@ -550,13 +593,13 @@ class RowRNN(nn.Module):
         """
         if x.dim() != 4:
             raise ValueError(
-                f"RowRNN expects images of shape (N, C, H, W), got a tensor of shape {tuple(x.shape)}"
+                f"SequenceRNN expects images of shape (N, C, H, W), got a tensor of shape {tuple(x.shape)}"
             )
         n, c, h, w = x.shape
         if self.sequence == "rows":
             if c * w != self.input_size:
                 raise ValueError(
-                    f"RowRNN(sequence='rows', input_size={self.input_size}) expects C*W = "
+                    f"SequenceRNN(sequence='rows', input_size={self.input_size}) expects C*W = "
                     f"{self.input_size} values per row, got images of shape (N, {c}, {h}, {w}): "
                     f"use input_size={c * w} for these images (28 for MNIST, 96 for CIFAR-10)"
                 )
@@ -564,7 +607,7 @@ class RowRNN(nn.Module):
             return x.permute(0, 2, 1, 3).reshape(n, h, c * w)
         if c != self.input_size:
             raise ValueError(
-                f"RowRNN(sequence='pixels', input_size={self.input_size}) expects C = "
+                f"SequenceRNN(sequence='pixels', input_size={self.input_size}) expects C = "
                 f"{self.input_size} values per pixel, got images of shape (N, {c}, {h}, {w}): "
                 f"use input_size={c} for these images (1 for MNIST, 3 for CIFAR-10)"
             )
@@ -582,6 +625,260 @@ class RowRNN(nn.Module):
 
 
 # --------------------------------------------------------------------------------------
+# Models for sequences: a recurrent network and a temporal convolutional network (TCN)
+# --------------------------------------------------------------------------------------
+
+#: What a sequence model returns: one output after the last step, or one output per step.
+SEQUENCE_OUTPUTS = ("last", "every_step")
+
+
+def _check_sequence_outputs(outputs: str) -> None:
+    if outputs not in SEQUENCE_OUTPUTS:
+        raise ValueError(
+            f"outputs must be 'last' (one output per sequence, e.g. the adding problem or sequential "
+            f"MNIST) or 'every_step' (one per time step, e.g. the copy-memory task), got {outputs!r}"
+        )
+
+
+def _check_sequence_input(model_name: str, x: torch.Tensor, input_size: int) -> None:
+    if x.dim() != 3 or x.shape[2] != input_size:
+        raise ValueError(
+            f"{model_name} expects sequences of shape (N, T, input_size={input_size}), got a tensor of "
+            f"shape {tuple(x.shape)}; for images use SequenceRNN, or course_utils.sequences.pixel_sequences "
+            f"to turn them into sequences"
+        )
+
+
+class RecurrentSequenceModel(nn.Module):
+    """A recurrent network (RNN, LSTM or GRU) for sequences that are already ``(N, T, input_size)``.
+
+    The sequence counterpart of :class:`SequenceRNN` (which reads *images*): the same
+    recurrent layer, initialised the same way (:func:`init_recurrent_weights`: orthogonal
+    recurrent weights, forget-gate bias 1), followed by a linear layer ``fc``:
+
+    * ``outputs="last"``: ``fc`` reads the top layer's state after the last step, for tasks
+      with one answer per sequence (the adding problem, sequential MNIST).
+    * ``outputs="every_step"``: ``fc`` reads the state after every step, for tasks that answer at
+      every step (the copy-memory task). The state at step ``t`` has seen steps ``0..t`` only,
+      so the model is causal, like :class:`TCN`.
+
+    Parameters: ``g * (H * (D + H) + 2 * H) + (H + 1) * K`` for one layer with ``g`` gates
+    (1 for the RNN, 4 for the LSTM, 3 for the GRU), input size ``D``, hidden size ``H`` and
+    ``K`` outputs (PyTorch keeps two bias vectors, ``bias_ih`` and ``bias_hh``).
+
+    Args:
+        input_size: values per time step ``D``.
+        output_size: values per output ``K`` (1 for a regression, the number of classes for a
+            classification).
+        hidden_size: size of the hidden state ``H``.
+        cell: ``"rnn"`` (tanh), ``"lstm"`` or ``"gru"``.
+        num_layers: stacked recurrent layers.
+        outputs: ``"last"`` or ``"every_step"``.
+
+    Raises:
+        ValueError: an unknown ``cell`` or ``outputs``; in ``forward``, an input that is not
+            ``(N, T, input_size)``.
+
+    Shapes:
+        x: ``(N, T, input_size)`` float. Returns ``(N, output_size)`` for ``outputs="last"``,
+        ``(N, T, output_size)`` for ``outputs="every_step"``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        hidden_size: int = 64,
+        cell: str = "lstm",
+        num_layers: int = 1,
+        outputs: str = "last",
+    ) -> None:
+        super().__init__()
+        if cell not in RNN_CELLS:
+            raise ValueError(f"cell must be one of {', '.join(map(repr, RNN_CELLS))}, got {cell!r}")
+        _check_sequence_outputs(outputs)
+        self.input_size = input_size
+        self.cell = cell
+        self.outputs = outputs
+        self.rnn = RNN_CELLS[cell](input_size, hidden_size, num_layers=num_layers, batch_first=True)
+        self.fc = nn.Linear(hidden_size, output_size)
+        init_recurrent_weights(self.rnn)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_sequence_input(type(self).__name__, x, self.input_size)
+        states, _ = self.rnn(x)  # (N, T, hidden_size): the top layer's state after every step
+        if self.outputs == "last":
+            return self.fc(states[:, -1])  # (N, output_size)
+        return self.fc(states)  # (N, T, output_size)
+
+
+class CausalConv1d(nn.Conv1d):
+    """A 1-D convolution whose output at step ``t`` sees inputs at steps ``<= t`` only.
+
+    It pads ``(kernel_size - 1) * dilation`` zeros on the left of the sequence, none on the
+    right, then convolves without padding: output step ``t`` reads inputs ``t``,
+    ``t - dilation``, ..., ``t - (kernel_size - 1) * dilation``, and the output is as long as
+    the input. (Bai et al.'s code pads both sides and cuts the extra steps off the right
+    end, its ``Chomp1d``; the result is the same.)
+
+    Shapes:
+        x: ``(N, in_channels, T)``. Returns ``(N, out_channels, T)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, dilation=dilation)
+        self.left_padding = (kernel_size - 1) * dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (self.left_padding, 0)))
+
+
+class TemporalBlock(nn.Module):
+    """The residual block of a TCN (Bai, Kolter & Koltun, 2018, Figure 1b).
+
+    ``out = ReLU(x' + Dropout(ReLU(conv2(Dropout(ReLU(conv1(x)))))))``, where both
+    convolutions are causal and dilated by ``dilation``, and ``x'`` is ``x`` itself, or a 1x1
+    convolution of ``x`` when the number of channels changes (so that the two can be added).
+
+    Args:
+        in_channels, out_channels: channels of the input and of the output.
+        kernel_size: taps of each convolution ``k``.
+        dilation: the gap ``d`` between taps; the block sees ``1 + 2 (k - 1) d`` steps.
+        dropout: dropout after each convolution's ReLU (the paper drops whole channels with
+            spatial dropout; its code, like this block, drops single values).
+        weight_norm: reparametrise each convolution's weight as ``g * v / ||v||`` (Salimans &
+            Kingma, 2016), as the paper does.
+
+    Shapes:
+        x: ``(N, in_channels, T)``. Returns ``(N, out_channels, T)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        dilation: int,
+        dropout: float = 0.0,
+        weight_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        self.conv1 = CausalConv1d(in_channels, out_channels, kernel_size, dilation)
+        self.conv2 = CausalConv1d(out_channels, out_channels, kernel_size, dilation)
+        if weight_norm:
+            self.conv1 = nn.utils.parametrizations.weight_norm(self.conv1)
+            self.conv2 = nn.utils.parametrizations.weight_norm(self.conv2)
+        self.dropout = nn.Dropout(dropout)
+        # The paper's 1x1 convolution on the residual path, only where the channels change.
+        self.shortcut: nn.Module = nn.Identity()
+        if in_channels != out_channels:
+            self.shortcut = nn.Conv1d(in_channels, out_channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.dropout(F.relu(self.conv1(x)))
+        out = self.dropout(F.relu(self.conv2(out)))
+        return F.relu(out + self.shortcut(x))
+
+
+class TCN(nn.Module):
+    """A temporal convolutional network (TCN): causal, dilated 1-D convolutions with residual blocks.
+
+    Bai, Kolter & Koltun, "An empirical evaluation of generic convolutional and recurrent
+    networks for sequence modeling" (2018), section 3. A stack of ``L = len(channels)``
+    :class:`TemporalBlock` s, the block at level ``i`` (from 0) dilated by ``2**i``::
+
+        x                                   (N, T, input_size)
+        transpose                           (N, input_size, T)    channels first, for Conv1d
+        block 0: dilation 1                 (N, channels[0], T)
+        block 1: dilation 2                 (N, channels[1], T)
+        ...
+        block L-1: dilation 2**(L-1)        (N, channels[-1], T)
+        fc on the last step, or on each     (N, output_size) or (N, T, output_size)
+
+    Causal: every convolution pads on the left only, so the output at step ``t`` depends on
+    the inputs at steps ``<= t``, as a recurrent network's state does. Unlike a recurrent
+    network, all steps of a layer are computed at once, in parallel.
+
+    Receptive field: each block adds ``2 (k - 1) 2**i`` steps, so the output at step ``t`` sees
+    the ``1 + 2 (k - 1) (2**L - 1)`` steps ending at ``t`` (:attr:`receptive_field`): it grows
+    exponentially with depth. Steps further back have no influence at all, so choose ``L`` and
+    ``k`` such that the receptive field covers the sequence (the memory a task needs).
+
+    How this differs from the paper's code (locuslab/TCN): the same blocks, ReLU, dropout, weight
+    norm and 1x1 residual convolution. The paper's code also draws the convolution weights
+    from N(0, 0.01) *after* wrapping them in weight norm, which the next forward pass
+    overwrites (the weight is recomputed from ``g`` and ``v``); we keep PyTorch's default
+    initialisation, which is what that code effectively uses.
+
+    Args:
+        input_size: values per time step.
+        output_size: values per output (1 for a regression, the number of classes for a
+            classification).
+        channels: channels of each level; its length is the number of levels ``L``.
+        kernel_size: taps of each convolution ``k`` (at least 2).
+        dropout: dropout in each block (the paper uses 0 on the adding and copy tasks, 0.05 on
+            sequential MNIST).
+        weight_norm: weight normalisation of the convolutions, as in the paper.
+        outputs: ``"last"``: ``fc`` reads the last step's features (one output per sequence);
+            ``"every_step"``: ``fc`` reads every step's (one output per step).
+
+    Raises:
+        ValueError: an empty ``channels``, ``kernel_size < 2`` or an unknown ``outputs``; in
+            ``forward``, an input that is not ``(N, T, input_size)``.
+
+    Shapes:
+        x: ``(N, T, input_size)`` float. Returns ``(N, output_size)`` for ``outputs="last"``,
+        ``(N, T, output_size)`` for ``outputs="every_step"``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        channels: Sequence[int] = (32, 32, 32, 32),
+        kernel_size: int = 3,
+        dropout: float = 0.0,
+        weight_norm: bool = True,
+        outputs: str = "last",
+    ) -> None:
+        super().__init__()
+        channels = tuple(channels)
+        if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
+            raise ValueError(f"channels must be a non-empty list of positive integers, got {channels!r}")
+        if not isinstance(kernel_size, int) or kernel_size < 2:
+            raise ValueError(f"kernel_size must be an integer >= 2 (1 sees no past), got {kernel_size!r}")
+        _check_sequence_outputs(outputs)
+        self.input_size = input_size
+        self.kernel_size = kernel_size
+        self.outputs = outputs
+        widths = (input_size, *channels)
+        self.blocks = nn.Sequential(
+            *(
+                TemporalBlock(widths[i], widths[i + 1], kernel_size, 2**i, dropout, weight_norm)
+                for i in range(len(channels))
+            )
+        )
+        self.fc = nn.Linear(channels[-1], output_size)
+
+    @property
+    def levels(self) -> int:
+        """The number of residual blocks ``L``."""
+        return len(self.blocks)
+
+    @property
+    def receptive_field(self) -> int:
+        """How many input steps the output at one step depends on: ``1 + 2 (k - 1) (2**L - 1)``."""
+        return 1 + 2 * (self.kernel_size - 1) * (2**self.levels - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_sequence_input(type(self).__name__, x, self.input_size)
+        features = self.blocks(x.transpose(1, 2))  # (N, channels[-1], T)
+        if self.outputs == "last":
+            return self.fc(features[:, :, -1])  # (N, output_size)
+        return self.fc(features.transpose(1, 2))  # (N, T, output_size)
+
+
+# --------------------------------------------------------------------------------------
 # Build a model from its name
 # --------------------------------------------------------------------------------------
 
@@ -593,7 +890,7 @@ _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "resnet44": resnet44,
     "resnet56": resnet56,
     "resnet110": resnet110,
-    "rowrnn": RowRNN,
+    "sequencernn": SequenceRNN,
 }
 MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
 
@@ -603,10 +900,10 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
 
     Args:
         name: one of :data:`MODEL_NAMES`: ``"lenet5"``, ``"mlp"``, ``"resnet20"``,
-            ``"resnet32"``, ``"resnet44"``, ``"resnet56"``, ``"resnet110"``, ``"rowrnn"``
+            ``"resnet32"``, ``"resnet44"``, ``"resnet56"``, ``"resnet110"``, ``"sequencernn"``
             (case does not matter).
         **kwargs: passed on to the class or builder, e.g.
-            ``build_model("resnet20", shortcut="B")`` or ``build_model("rowrnn", cell="gru")``.
+            ``build_model("resnet20", shortcut="B")`` or ``build_model("sequencernn", cell="gru")``.
 
     Returns:
         The new model, in training mode, on the CPU.

@@ -40,12 +40,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import nn
 
+from course_utils.evaluation import eval_mode
 from course_utils.history import COLUMNS, History
 
 __all__ = [
     "most_confident_mistakes",
-    "plot_accuracy_curves",
     "plot_confusion_matrix",
+    "plot_curves",
     "plot_feature_maps",
     "plot_filters",
     "plot_history",
@@ -829,16 +830,12 @@ def plot_feature_maps(
     def keep_output(_module: nn.Module, _inputs: Any, output: Any) -> None:
         outputs.append(output)
 
-    modes = [(m, m.training) for m in model.modules()]
     handle = module.register_forward_hook(keep_output)
     try:
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(x)
     finally:
         handle.remove()
-        for m, training in modes:
-            m.training = training
 
     if not outputs:
         raise RuntimeError(f"{caller}: {name!r} was not called during model(x)")
@@ -935,41 +932,67 @@ def plot_model_comparison(
     return fig
 
 
-def plot_accuracy_curves(
-    x: ArrayLike,
+def plot_curves(
     curves: Mapping[str, ArrayLike],
     *,
+    x: ArrayLike | Sequence[str] | None = None,
     xlabel: str,
-    ylabel: str = "accuracy",
+    ylabel: str,
+    percent: bool = False,
+    log: bool = False,
+    markers: bool = True,
     title: str | None = None,
-    percent: bool = True,
 ) -> Figure:
-    """Plot several named curves against one x, e.g. accuracy against pixel shift per model.
+    """Plot several named curves against one x: accuracy against pixel shift, a gradient norm per step.
 
     Args:
-        x: ``(P,)`` the shared x values.
-        curves: name -> ``(P,)`` values, one line (with markers) per name, in a legend.
+        curves: name -> ``(P,)`` values, one line per name, in a legend.
+        x: ``(P,)`` the x values all curves share; or ``P`` strings, which become the tick
+            labels of the positions ``0 .. P-1`` (e.g. ``["original", "permuted"]``); None:
+            ``0 .. P-1``.
         xlabel, ylabel: the axis labels (`` (%)`` is added to ``ylabel`` with ``percent``).
+        percent: the values are fractions in [0, 1] (accuracies); draw ``100 * value``.
+        log: a logarithmic y axis, for values spanning orders of magnitude (all must be > 0).
+        markers: a marker on every point; turn off for long curves (hundreds of points).
         title: the axes title.
-        percent: the values are fractions in [0, 1]; draw ``100 * value``. Pass False to
-            draw other numbers as they are.
 
     Returns:
         The figure, with one axes and one line per curve.
 
     Raises:
-        ValueError: no curves, or a curve whose length differs from ``x``'s.
+        ValueError: no curves, curves of different lengths (or not the length of ``x``), or
+            ``log`` with a value that is not positive.
     """
-    caller = "plot_accuracy_curves"
-    positions = _to_vector(x, None, "x", caller)
+    caller = "plot_curves"
     if not curves:
         raise ValueError(f"{caller}: there are no curves to plot")
+    lines = {name: _to_vector(values, None, f"curve {name!r}", caller) for name, values in curves.items()}
+    length = len(next(iter(lines.values())))
+    tick_labels = None
+    if x is None:
+        positions = np.arange(length)
+    elif len(x) > 0 and all(isinstance(value, str) for value in x):
+        tick_labels = list(x)
+        positions = np.arange(len(tick_labels))
+    else:
+        positions = _to_vector(x, None, "x", caller)
+    for name, line in lines.items():
+        if len(line) != len(positions):
+            raise ValueError(
+                f"{caller}: curve {name!r} has {len(line)} values but there are {len(positions)} x values"
+            )
+        if log and not (line > 0).all():
+            raise ValueError(f"{caller}: log=True needs positive values; curve {name!r} has {line.min():g}")
     fig = _new_figure((6.0, 4.0))
     ax = fig.subplots()
-    for i, (name, values) in enumerate(curves.items()):
-        line = _to_vector(values, len(positions), f"curve {name!r} with one value per x", caller)
+    for i, (name, line) in enumerate(lines.items()):
         shown = line * 100 if percent else line
-        ax.plot(positions, shown, marker="o", markersize=4, color=f"C{i % 10}", label=name)
+        style = {"marker": "o", "markersize": 4} if markers else {}
+        ax.plot(positions, shown, color=f"C{i % 10}", label=name, **style)
+    if tick_labels is not None:
+        ax.set_xticks(positions, tick_labels)
+    if log:
+        ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{ylabel} (%)" if percent and "%" not in ylabel else ylabel)
     if title:

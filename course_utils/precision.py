@@ -8,7 +8,6 @@ gradients do not underflow to zero.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +17,14 @@ PRECISION_CHOICES = ("auto", "bf16", "fp16", "fp32", True, False)
 
 @dataclass(frozen=True)
 class Precision:
-    """How a run computes. ``dtype`` is None for plain float32."""
+    """How a run computes.
+
+    Attributes:
+        dtype: what ``torch.autocast`` computes matrix products and convolutions in
+            (``torch.bfloat16`` or ``torch.float16``), or None for plain float32 (autocast off).
+        use_grad_scaler: float16 needs its loss scaled so that small gradients do not
+            underflow: ``torch.amp.GradScaler(device.type, enabled=use_grad_scaler)``.
+    """
 
     dtype: torch.dtype | None
     use_grad_scaler: bool
@@ -72,8 +78,11 @@ def resolve_precision(choice: str | bool, device: torch.device) -> Precision:
     return Precision(torch.bfloat16 if choice == "bf16" else torch.float16, False)
 
 
-def autocast_context(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:
-    """``torch.autocast`` for the precision, or a no-op context for fp32."""
-    if precision.dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=precision.dtype)
+def autocast_context(device: torch.device, precision: Precision) -> torch.autocast:
+    """``torch.autocast`` for ``precision`` on ``device``; switched off (a no-op) for fp32.
+
+    The same as writing ``torch.autocast(device.type, dtype=precision.dtype,
+    enabled=precision.dtype is not None)``, as :func:`course_utils.training.train_one_epoch`
+    and :func:`course_utils.evaluation.evaluate` do.
+    """
+    return torch.autocast(device.type, dtype=precision.dtype, enabled=precision.dtype is not None)

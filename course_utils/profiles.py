@@ -8,9 +8,15 @@ knobs. :func:`configure` turns them into the settings the notebook runs with:
 * ``"full"``: the real result, meant for a GPU;
 * ``"auto"``: ``$COURSE_PROFILE`` when it is set, else ``"full"`` on a CUDA GPU, else ``"quick"``.
 
-The profile gives every setting a default (the tables live in :mod:`course_utils.recipes`);
+The profile gives every setting its value (the tables live in :mod:`course_utils.recipes`);
 a knob that the notebook sets explicitly (anything but ``None``) overrides it. Invalid
-values stop the notebook at the top with a message that says what is valid.
+values stop the notebook at the top with a message that says what is valid. The notebook
+then reads its settings as attributes, as a script reads ``args.epochs`` after argparse::
+
+    run = configure("02_lenet5_mnist", PROFILE, epochs=EPOCHS)
+    splits = run.batches(mnist)                      # batch_size, val_size, ... of the recipe
+    history = fit(model, splits.train, splits.val, run.train_config(name="LeNet-5"))
+    assert test_accuracy >= run.checks.min_test_accuracy
 """
 
 from __future__ import annotations
@@ -18,36 +24,28 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from course_utils.checkpoints import atomic_write_text
-from course_utils.data import default_data_dir, project_root
+from course_utils import recipes
+from course_utils.data import default_data_dir, make_batches
 from course_utils.environment import get_device
-from course_utils.recipes import RECIPES, training_options
+from course_utils.files import atomic_write, display_path, project_root
+from course_utils.recipes import CONCRETE_PROFILES, training_options
+from course_utils.tables import format_table
 from course_utils.training import TrainConfig
 
-PROFILES = ("auto", "smoke", "quick", "full")
-CONCRETE_PROFILES = ("smoke", "quick", "full")
+if TYPE_CHECKING:
+    from course_utils.data import BatchSplits, ImageDataset
+
+PROFILES = ("auto", *CONCRETE_PROFILES)
 PROFILE_ENV = "COURSE_PROFILE"
 OUTPUT_ENV = "COURSE_OUTPUT_DIR"
 METRICS_FILE = "metrics.json"
-
-
-def display_path(path: Path) -> str:
-    """A path for printing in a notebook: relative to the repository when inside it.
-
-    Stored notebook outputs must not show one machine's absolute paths; a folder outside
-    the repository is shown by its last two parts only.
-    """
-    path = Path(path)
-    try:
-        return path.resolve().relative_to(project_root().resolve()).as_posix() or "."
-    except ValueError:
-        return "…/" + "/".join(path.parts[-2:])
 
 
 class ProfileError(ValueError):
@@ -107,20 +105,86 @@ def _check_value(name: str, value: Any, default: Any) -> Any:
     return value
 
 
-@dataclass
+class Checks:
+    """What a notebook asserts, read as attributes: ``run.checks.min_test_accuracy``.
+
+    The values come from :data:`course_utils.recipes.CHECKS` for the run's profile. They are
+    read-only and no parameter changes them: a run with other settings must still reach them.
+    """
+
+    __slots__ = ("_notebook", "_values")
+
+    def __init__(self, notebook: str, values: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_notebook", notebook)
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when ordinary lookup fails. Private names are never checks (and an
+        # object being copied has no _values yet: looking it up here would recurse).
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._values[name]
+        except KeyError:
+            have = ", ".join(self._values) or "none"
+            raise AttributeError(f"{self._notebook} has no check {name!r}; its checks: {have}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(
+            f"run.checks.{name} cannot be set: the checks are the profile's "
+            "(course_utils.recipes.CHECKS), not parameters"
+        )
+
+    def __reduce__(self) -> tuple[type[Checks], tuple[str, dict[str, Any]]]:
+        return (Checks, (self._notebook, dict(self._values)))  # copy and pickle without __setattr__
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Checks) and self._values == other._values
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, like the dict it holds
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._values)  # what tab completion offers after run.checks.
+
+    def as_dict(self) -> dict[str, Any]:
+        """The checks as a new ``{name: threshold}`` dict."""
+        return dict(self._values)
+
+    def __repr__(self) -> str:
+        inside = ", ".join(f"{name}={value!r}" for name, value in self._values.items())
+        return f"Checks({inside})"
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """What a notebook runs with, after profile defaults and explicit parameters.
+
+    Every setting of the recipe is an attribute, as ``args.epochs`` is after argparse:
+    ``run.epochs``, ``run.batch_size``, ``run.lr``, ``run.plain_depths``. A name that is
+    not a setting raises ``AttributeError`` listing the ones there are. The thresholds a
+    notebook asserts are kept apart, in ``run.checks``.
 
     Attributes:
         notebook: the recipe's key in :data:`course_utils.recipes.RECIPES`.
         profile: the concrete profile (``smoke``, ``quick`` or ``full``).
         requested_profile: what the parameters cell asked for (e.g. ``auto``).
-        device: where to train.
+        device: where to train: :meth:`train_config` and :meth:`batches` pass it on.
         seed: the seed for data order, initial weights and augmentation.
         data_dir: where the datasets are read from.
         output_dir: where metrics, figures and checkpoints of this notebook go.
-        values: every setting of the recipe (``values["epochs"]``, …).
-        overridden: the names that an explicit parameter set.
+        values: every setting of the recipe, ``{name: value}`` (for listing them; read one
+            as ``run.epochs``).
+        checks: the thresholds the notebook asserts (:class:`Checks`).
+        overridden: the names of the settings that an explicit parameter set.
     """
 
     notebook: str
@@ -131,27 +195,91 @@ class RunSettings:
     data_dir: Path
     output_dir: Path
     values: dict[str, Any]
+    checks: Checks
     overridden: tuple[str, ...] = field(default_factory=tuple)
 
-    def __getitem__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise KeyError(
-                f"no setting {name!r} in recipe {self.notebook!r}; have {sorted(self.values)}"
-            ) from None
+    def __getattr__(self, name: str) -> Any:
+        # Only called when ordinary lookup fails: the fields and methods above come first.
+        values = self.__dict__.get("values")
+        if values is None or name.startswith("_"):
+            raise AttributeError(name)  # not set up yet (a copy being made), or a private name
+        if name in values:
+            return values[name]
+        hint = ""
+        if name in self.__dict__["checks"]:
+            hint = f" ({name} is a check: read it as run.checks.{name})"
+        raise AttributeError(
+            f"{self.notebook} has no setting {name!r}{hint}; its settings: {', '.join(values)}; "
+            "and run.profile, run.device, run.seed, run.data_dir, run.output_dir, run.checks"
+        )
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *self.values})  # tab completion offers the settings
+
+    def _own(self, prefix: str, name: str) -> Any:
+        """The setting ``f"{prefix}{name}"`` if the recipe has it, else ``name``."""
+        return getattr(self, f"{prefix}{name}" if f"{prefix}{name}" in self.values else name)
+
+    def _check_prefix(self, prefix: str) -> None:
+        if prefix and not any(name.startswith(prefix) for name in self.values):
+            raise ValueError(
+                f"no setting of {self.notebook} starts with {prefix!r}; its settings: "
+                f"{', '.join(self.values)}"
+            )
 
     def train_config(self, prefix: str = "", **options: Any) -> TrainConfig:
-        """A :class:`TrainConfig` from the settings whose names are TrainConfig fields.
+        """A :class:`TrainConfig` for :func:`~course_utils.training.fit` from this run's settings.
+
+        It takes the settings whose names are ``TrainConfig`` fields (``epochs``, ``lr``,
+        ``optimizer``, …) and sets ``device`` to :attr:`device`.
 
         Args:
             prefix: read ``f"{prefix}{name}"`` first (e.g. ``prefix="mlp_"`` for the MLP's
-                own learning rate), falling back to the plain name.
-            options: fields to set on top (``name=``, ``checkpoint_dir=``, …).
+                own ``mlp_lr``), falling back to the plain name.
+            options: fields to set on top (``name=``, ``checkpoint_dir=``, ``epochs=``, …).
+
+        Raises:
+            ValueError: no setting starts with ``prefix`` (a misspelt prefix would otherwise
+                silently train with the plain values).
         """
+        self._check_prefix(prefix)
         chosen = training_options(self.values, prefix)
+        chosen["device"] = str(self.device)
         chosen.update(options)
         return TrainConfig(**chosen)
+
+    def batches(self, dataset: ImageDataset, prefix: str = "", **overrides: Any) -> BatchSplits:
+        """Training, validation and test batches of ``dataset`` as this run's recipe says.
+
+        Calls :func:`course_utils.data.make_batches` with ``batch_size``, ``val_size``,
+        ``train_subset``, ``test_subset`` (and ``drop_last`` when the recipe has it, else
+        False) from the settings, and :attr:`device` and :attr:`seed`. For example::
+
+            splits = run.batches(mnist)
+            comparison = run.batches(cifar, train_subset=run.plain_train_subset)
+            pixels = run.batches(mnist, prefix="pixel_")  # pixel_batch_size, ...; else val_size
+
+        Args:
+            dataset: from :func:`course_utils.data.load_dataset`.
+            prefix: read ``f"{prefix}{name}"`` first, as in :meth:`train_config`.
+            overrides: any argument of ``make_batches``; they win over the settings.
+
+        Returns:
+            What ``make_batches`` returns: ``train``, ``val`` and ``test`` batches.
+
+        Raises:
+            AttributeError: the recipe lacks one of those settings and no override gives it.
+            ValueError: no setting starts with ``prefix``, or sizes that do not fit the dataset.
+        """
+        self._check_prefix(prefix)
+        options: dict[str, Any] = {"device": self.device, "seed": self.seed}
+        for name in ("batch_size", "val_size", "train_subset", "test_subset"):
+            if name not in overrides:
+                options[name] = self._own(prefix, name)
+        has_drop_last = f"{prefix}drop_last" in self.values or "drop_last" in self.values
+        options["drop_last"] = self._own(prefix, "drop_last") if has_drop_last else False
+        options.update(overrides)
+        return make_batches(dataset, **options)
 
     def write_metrics(self, metrics: dict[str, Any]) -> Path:
         """Write ``metrics.json`` into :attr:`output_dir`, for batch runs to collect.
@@ -170,7 +298,7 @@ class RunSettings:
             "written": time.strftime("%Y-%m-%d %H:%M:%S"),
             **metrics,
         }
-        return atomic_write_text(self.output_dir / METRICS_FILE, json.dumps(record, indent=2, default=str))
+        return atomic_write(self.output_dir / METRICS_FILE, json.dumps(record, indent=2, default=str))
 
     def read_metrics(self, notebook: str) -> dict[str, Any] | None:
         """The ``metrics.json`` another notebook wrote beside this one's outputs, or None."""
@@ -180,19 +308,25 @@ class RunSettings:
         return json.loads(path.read_text())
 
     def describe(self) -> str:
-        """A short text table of the settings, marking the ones a parameter overrode."""
-        lines = [
-            f"profile     : {self.profile}"
-            + (f" (from {self.requested_profile!r})" if self.requested_profile != self.profile else ""),
-            f"device      : {self.device}",
-            f"seed        : {self.seed}",
-            f"data dir    : {display_path(self.data_dir)}",
-            f"output dir  : {display_path(self.output_dir)}",
+        """The run as a table: profile, device, folders, every setting, then the checks.
+
+        A setting that a parameter overrode is marked ``(set by parameter)``; a check is
+        marked ``(check)``. Folders are shown relative to the repository, so that stored
+        notebook outputs show no machine's own paths.
+        """
+        requested = f" (from {self.requested_profile!r})" if self.requested_profile != self.profile else ""
+        rows = [
+            ("profile", f"{self.profile}{requested}", ""),
+            ("device", str(self.device), ""),
+            ("seed", str(self.seed), ""),
+            ("data dir", display_path(self.data_dir), ""),
+            ("output dir", display_path(self.output_dir), ""),
         ]
         for name, value in self.values.items():
-            mark = "  (set by parameter)" if name in self.overridden else ""
-            lines.append(f"{name:<12}: {value}{mark}")
-        return "\n".join(lines)
+            rows.append((name, str(value), "(set by parameter)" if name in self.overridden else ""))
+        for name in self.checks:
+            rows.append((name, str(getattr(self.checks, name)), "(check)"))
+        return format_table(rows, align="lll")
 
     def __str__(self) -> str:
         return self.describe()
@@ -218,13 +352,15 @@ def configure(
         data_dir: ``DATA_DIR`` (None: ``$COURSE_DATA_DIR``, else ``data/``).
         output_dir: ``OUTPUT_DIR`` (None: ``$COURSE_OUTPUT_DIR``, else ``outputs/``); the
             notebook writes into a sub-folder named after itself.
-        overrides: knobs like ``epochs=EPOCHS``; ``None`` means "the profile's default".
+        overrides: settings like ``epochs=EPOCHS``; ``None`` means "the profile's value".
+            The checks (:data:`course_utils.recipes.CHECKS`) are not among them.
 
     Raises:
-        ProfileError: an unknown profile or knob, or a value of the wrong kind.
+        ProfileError: an unknown profile or setting, a check given as a parameter, or a
+            value of the wrong kind.
     """
-    if notebook not in RECIPES:
-        raise ProfileError(f"no recipe {notebook!r}; known: {', '.join(sorted(RECIPES))}")
+    if notebook not in recipes.RECIPES:
+        raise ProfileError(f"no recipe {notebook!r}; known: {', '.join(sorted(recipes.RECIPES))}")
     try:
         chosen_device = get_device(device)
     except (ValueError, RuntimeError) as error:
@@ -232,7 +368,14 @@ def configure(
     concrete = resolve_profile(profile, chosen_device)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ProfileError(f"SEED must be a non-negative whole number, got {seed!r}")
-    values = dict(RECIPES[notebook][concrete])
+    values = recipes.recipe(notebook, concrete)
+    thresholds = recipes.checks(notebook, concrete)
+    fixed = sorted(name for name in overrides if name in thresholds)
+    if fixed:
+        raise ProfileError(
+            f"{', '.join(n.upper() for n in fixed)}: a check of {notebook}, not a parameter; what a "
+            "notebook asserts stays the profile's (course_utils.recipes.CHECKS)"
+        )
     unknown = sorted(name for name in overrides if name not in values)
     if unknown:
         raise ProfileError(
@@ -245,7 +388,6 @@ def configure(
             continue
         values[name] = _check_value(name, value, values[name])
         overridden.append(name)
-    out = default_output_dir(output_dir) / notebook
     return RunSettings(
         notebook=notebook,
         profile=concrete,
@@ -253,7 +395,8 @@ def configure(
         device=chosen_device,
         seed=seed,
         data_dir=default_data_dir(data_dir),
-        output_dir=out,
+        output_dir=default_output_dir(output_dir) / notebook,
         values=values,
+        checks=Checks(notebook, thresholds),
         overridden=tuple(overridden),
     )

@@ -21,6 +21,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from course_utils.evaluation import eval_mode
+from course_utils.tables import format_table
+
 __all__ = ["SummaryRow", "ModelSummary", "count_parameters", "model_summary", "flops_per_image"]
 
 
@@ -101,16 +104,9 @@ class ModelSummary:
             )
             for row in self.rows
         ]
-        widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
-
-        def fmt(cells: tuple[str, ...]) -> str:
-            name, kind, shape, params = cells
-            return (
-                f"{name:<{widths[0]}}  {kind:<{widths[1]}}  {shape:<{widths[2]}}  {params:>{widths[3]}}"
-            ).rstrip()
-
-        rule = "-" * len(fmt(tuple("-" * w for w in widths)))
-        out = [fmt(headers), rule, *(fmt(line) for line in lines), rule]
+        table = format_table(lines, headers, align="lllr").splitlines()
+        rule = "-" * max(len(line) for line in table)
+        out = [table[0], rule, *table[1:], rule]
         out.append(f"Input shape: {_format_shape(self.input_shape)}")
         out.append(f"Output shape: {_format_shape(self.output_shape)}")
         out.append(f"Total parameters: {self.total_params:,}")
@@ -157,18 +153,6 @@ def _input_device_dtype(
     if device is None:
         device = param.device if param is not None else torch.device("cpu")
     return torch.device(device), dtype
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put every submodule in eval mode, then give each back the mode it had (not just the top one's)."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 def model_summary(
@@ -253,7 +237,7 @@ def model_summary(
             handles.append(module.register_forward_pre_hook(block_started(name, module, depth)))
 
     try:
-        with _eval_mode(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             output = model(x)
     finally:
         for handle in handles:
@@ -329,6 +313,6 @@ def flops_per_image(
     device, dtype = _input_device_dtype(model, device)
     x = torch.zeros((1, *input_size), device=device, dtype=dtype)
     counter = FlopCounterMode(display=False)
-    with _eval_mode(model), torch.no_grad(), _recurrent_layers_as_matmuls(), counter:
+    with eval_mode(model), torch.no_grad(), _recurrent_layers_as_matmuls(), counter:
         model(x)
     return int(counter.get_total_flops())

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from course_utils.evaluation import eval_mode
+
 
 def synchronize(device: torch.device | str) -> None:
     """Wait until queued GPU work is done (GPU calls return before the work finishes)."""
@@ -72,16 +74,12 @@ def measure_latency(model: nn.Module, x: torch.Tensor, *, warmup: int = 5, repea
     """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
-    was_training = model.training
-    model.eval()
-    try:
+    times = []
+    with eval_mode(model):
         for _ in range(warmup):
             model(x)
-        times = []
         for _ in range(repeats):
             with Timer(x.device) as timer:
                 model(x)
             times.append(timer.seconds)
-    finally:
-        model.train(was_training)
     return Latency(statistics.median(times), min(times), max(times), repeats)

@@ -8,7 +8,6 @@ from torch import nn
 
 from course_utils.checkpoints import (
     CheckpointError,
-    atomic_torch_save,
     load_checkpoint,
     load_weights,
     read_checkpoint,
@@ -87,15 +86,26 @@ def test_plain_state_dict_is_not_mistaken_for_a_checkpoint(tmp_path):
         read_checkpoint(tmp_path / "plain.pt")
 
 
-def test_atomic_save_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
-    path = atomic_torch_save({"version": 1}, tmp_path / "x.pt")
+def test_an_interrupted_save_leaves_the_old_checkpoint(tmp_path, monkeypatch):
+    model = small_model()
+    path = save_checkpoint(tmp_path / "last.pt", model, epoch=1)
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", killed)
     with pytest.raises(KeyboardInterrupt):
-        atomic_torch_save({"version": 2}, path)
+        save_checkpoint(path, model, epoch=2)
     monkeypatch.undo()
-    assert torch.load(path, weights_only=True) == {"version": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["x.pt"]  # no temporary file left behind
+    assert read_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+def test_the_grad_scaler_state_round_trips_and_no_scheduler_is_needed(tmp_path):
+    model = small_model()
+    scaler = torch.amp.GradScaler("cpu", enabled=True, init_scale=1024.0)
+    path = save_checkpoint(tmp_path / "last.pt", model, scaler=scaler, epoch=4)
+    assert "scheduler_state" not in read_checkpoint(path)  # the learning rate comes from the step
+    fresh = torch.amp.GradScaler("cpu", enabled=True)
+    load_checkpoint(path, small_model(), scaler=fresh)
+    assert fresh.get_scale() == 1024.0

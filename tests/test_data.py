@@ -26,11 +26,12 @@ from course_utils.data import (
     DATASET_NAMES,
     MNIST_CLASSES,
     Batches,
+    BatchSplits,
     DatasetCorruptError,
     DatasetError,
     DatasetNotFoundError,
-    DataSplits,
     ImageDataset,
+    TrainingData,
     default_data_dir,
     denormalize,
     load_dataset,
@@ -573,15 +574,14 @@ def test_flips_happen_half_the_time_and_crop_offsets_are_uniform():
         assert ((offset_counts - count / 9).abs() < 5 * (count * (1 / 9) * (8 / 9)) ** 0.5).all()
 
 
-def test_channels_last_changes_the_memory_format_not_the_values():
+def test_batches_are_training_data_and_leave_the_memory_layout_to_fit():
     generator = torch.Generator().manual_seed(6)
     images = torch.randint(0, 256, (20, 8, 8, 3), dtype=torch.uint8, generator=generator)
-    common = dict(mean=(0.5,) * 3, std=(0.2,) * 3, batch_size=8, shuffle=True, augment=True)
-    plain = Batches(images, torch.arange(20), **common)
-    fast = Batches(images, torch.arange(20), channels_last=True, **common)
-    for (x_plain, y_plain), (x_fast, y_fast) in zip(plain, fast):
-        assert x_fast.is_contiguous(memory_format=torch.channels_last)
-        assert torch.equal(x_plain, x_fast) and torch.equal(y_plain, y_fast)
+    batches = Batches(images, torch.arange(20), mean=(0.5,) * 3, std=(0.2,) * 3, batch_size=8, augment=True)
+    assert isinstance(batches, TrainingData)  # __iter__, __len__ and set_epoch, what fit needs
+    assert not isinstance([(torch.zeros(1), torch.zeros(1))], TrainingData)  # no set_epoch
+    for x, _ in batches:
+        assert x.is_contiguous()  # plain (N, C, H, W): fit converts to channels-last when it wants
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
@@ -751,7 +751,7 @@ def test_make_batches_holds_out_disjoint_balanced_validation_and_subsets():
     splits = make_batches(
         dataset, batch_size=32, val_size=100, train_subset=200, test_subset=50, seed=4, eval_batch_size=64
     )
-    assert isinstance(splits, DataSplits) and splits.dataset is dataset and splits.classes == MNIST_CLASSES
+    assert isinstance(splits, BatchSplits) and splits.dataset is dataset and splits.classes == MNIST_CLASSES
     train_ids, val_ids, test_ids = (image_ids(b.images) for b in (splits.train, splits.val, splits.test))
     assert (len(train_ids), len(val_ids), len(test_ids)) == (200, 100, 50)
     assert len(np.intersect1d(train_ids.numpy(), val_ids.numpy())) == 0
@@ -778,13 +778,10 @@ def test_make_batches_defaults_use_everything_and_augment_only_cifar10():
     mnist = make_batches(synthetic_dataset("mnist"))
     assert mnist.val is None and mnist.train.num_samples == 600 and mnist.test.num_samples == 200
     assert not mnist.train.augment and mnist.train.batch_size == 128 and mnist.test.batch_size == 1024
-    cifar = make_batches(
-        synthetic_dataset("cifar10", num_train=100, num_test=20), val_size=10, channels_last=True
-    )
+    cifar = make_batches(synthetic_dataset("cifar10", num_train=100, num_test=20), 32, val_size=10)
     assert cifar.train.augment and not cifar.val.augment and not cifar.test.augment
-    assert cifar.train.images.shape == (90, 3, 32, 32)
-    x, _ = next(iter(cifar.test))
-    assert x.is_contiguous(memory_format=torch.channels_last)
+    assert cifar.train.images.shape == (90, 3, 32, 32) and cifar.train.batch_size == 32
+    assert all(isinstance(batches, TrainingData) for batches in (cifar.train, cifar.val, cifar.test))
     assert not make_batches(
         synthetic_dataset("cifar10", num_train=20, num_test=10), augment=False
     ).train.augment

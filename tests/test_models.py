@@ -15,7 +15,7 @@ from course_utils.models import (
     BasicBlock,
     LeNet5,
     ResNet,
-    RowRNN,
+    SequenceRNN,
     ZeroPadShortcut,
     build_model,
     resnet20,
@@ -60,7 +60,7 @@ def _seed() -> None:
         (resnet44, 658_586),
         (resnet56, 853_018),
         (resnet110, 1_727_962),
-        (RowRNN, 82_186),
+        (SequenceRNN, 82_186),
     ],
 )
 def test_parameter_counts(build, expected: int) -> None:
@@ -98,12 +98,12 @@ def test_resnet_parameter_count_by_hand(depth: int) -> None:
 
 @pytest.mark.parametrize(("cell", "gates"), [("rnn", 1), ("lstm", 4), ("gru", 3)])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_rowrnn_parameter_count_by_hand(cell: str, gates: int, bidirectional: bool) -> None:
+def test_sequence_rnn_parameter_count_by_hand(cell: str, gates: int, bidirectional: bool) -> None:
     i, h, dirs = 28, 128, 2 if bidirectional else 1
     layer1 = gates * (i * h + h * h + 2 * h) * dirs  # weight_ih, weight_hh, bias_ih, bias_hh
     layer2 = gates * (dirs * h * h + h * h + 2 * h) * dirs  # reads the dirs * h outputs of layer 1
     fc = dirs * h * 10 + 10
-    model = RowRNN(cell=cell, bidirectional=bidirectional, num_layers=2)
+    model = SequenceRNN(cell=cell, bidirectional=bidirectional, num_layers=2)
     assert n_params(model) == layer1 + layer2 + fc
 
 
@@ -123,15 +123,15 @@ def test_rowrnn_parameter_count_by_hand(cell: str, gates: int, bidirectional: bo
         (lambda: resnet20(in_channels=1), mnist_batch()),
         (lambda: resnet20(shortcut="B"), cifar_batch()),
         (lambda: resnet20(plain=True), cifar_batch()),
-        (RowRNN, mnist_batch()),
-        (lambda: RowRNN(input_size=96), cifar_batch()),
-        (lambda: RowRNN(input_size=1, sequence="pixels", hidden_size=16), mnist_batch()),
-        (lambda: RowRNN(input_size=3, sequence="pixels", hidden_size=16), cifar_batch()),
-        (lambda: RowRNN(cell="rnn"), mnist_batch()),
-        (lambda: RowRNN(cell="gru"), mnist_batch()),
-        (lambda: RowRNN(bidirectional=True), mnist_batch()),
+        (SequenceRNN, mnist_batch()),
+        (lambda: SequenceRNN(input_size=96), cifar_batch()),
+        (lambda: SequenceRNN(input_size=1, sequence="pixels", hidden_size=16), mnist_batch()),
+        (lambda: SequenceRNN(input_size=3, sequence="pixels", hidden_size=16), cifar_batch()),
+        (lambda: SequenceRNN(cell="rnn"), mnist_batch()),
+        (lambda: SequenceRNN(cell="gru"), mnist_batch()),
+        (lambda: SequenceRNN(bidirectional=True), mnist_batch()),
         (
-            lambda: RowRNN(input_size=96, cell="gru", num_layers=2, dropout=0.1, bidirectional=True),
+            lambda: SequenceRNN(input_size=96, cell="gru", num_layers=2, dropout=0.1, bidirectional=True),
             cifar_batch(),
         ),
     ],
@@ -148,7 +148,7 @@ def test_num_classes() -> None:
     assert LeNet5(num_classes=7)(mnist_batch()).shape == (2, 7)
     assert MLP(num_classes=7)(mnist_batch()).shape == (2, 7)
     assert resnet20(num_classes=100)(cifar_batch()).shape == (2, 100)
-    assert RowRNN(num_classes=7)(mnist_batch()).shape == (2, 7)
+    assert SequenceRNN(num_classes=7)(mnist_batch()).shape == (2, 7)
 
 
 def test_lenet5_feature_maps_can_be_hooked() -> None:
@@ -324,22 +324,22 @@ def test_resnet_compiles_as_one_graph() -> None:
     assert model.conv1.weight.grad is not None
 
 
-def test_rowrnn_runs_under_torch_compile() -> None:
+def test_sequence_rnn_runs_under_torch_compile() -> None:
     # Dynamo does not trace nn.LSTM: it breaks the graph there and runs the layer eagerly.
     torch._dynamo.reset()
-    model = RowRNN(hidden_size=16)
+    model = SequenceRNN(hidden_size=16)
     x = mnist_batch()
     torch.testing.assert_close(torch.compile(model, backend="aot_eager")(x), model(x))
 
 
 # --------------------------------------------------------------------------------------
-# RowRNN: sequences, final state, validation, initialisation
+# SequenceRNN: sequences, final state, validation, initialisation
 # --------------------------------------------------------------------------------------
 
 
 def test_rows_of_a_colour_image_put_the_channels_side_by_side() -> None:
     x = cifar_batch()
-    seq = RowRNN(input_size=96).to_sequence(x)
+    seq = SequenceRNN(input_size=96).to_sequence(x)
     assert seq.shape == (2, 32, 96)
     # Step t holds row t of the red, then the green, then the blue channel.
     torch.testing.assert_close(seq[1, 5], torch.cat([x[1, 0, 5], x[1, 1, 5], x[1, 2, 5]]))
@@ -347,21 +347,21 @@ def test_rows_of_a_colour_image_put_the_channels_side_by_side() -> None:
 
 def test_rows_of_mnist_are_the_rows() -> None:
     x = mnist_batch()
-    assert torch.equal(RowRNN().to_sequence(x), x[:, 0])
+    assert torch.equal(SequenceRNN().to_sequence(x), x[:, 0])
 
 
 def test_pixels_are_read_in_reading_order() -> None:
     x = mnist_batch()
-    seq = RowRNN(input_size=1, sequence="pixels").to_sequence(x)
+    seq = SequenceRNN(input_size=1, sequence="pixels").to_sequence(x)
     assert seq.shape == (2, 784, 1)
     assert torch.equal(seq[:, 28 * 3 + 7, 0], x[:, 0, 3, 7])
-    rgb = RowRNN(input_size=3, sequence="pixels").to_sequence(cifar_batch())
+    rgb = SequenceRNN(input_size=3, sequence="pixels").to_sequence(cifar_batch())
     assert rgb.shape == (2, 1024, 3)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_classifies_from_the_final_hidden_state(cell: str) -> None:
-    model = RowRNN(cell=cell, hidden_size=16).eval()
+    model = SequenceRNN(cell=cell, hidden_size=16).eval()
     x = mnist_batch()
     with torch.no_grad():
         out, _ = model.rnn(model.to_sequence(x))
@@ -370,7 +370,7 @@ def test_classifies_from_the_final_hidden_state(cell: str) -> None:
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_bidirectional_concatenates_both_directions_of_the_top_layer(cell: str) -> None:
-    model = RowRNN(cell=cell, hidden_size=16, num_layers=2, bidirectional=True).eval()
+    model = SequenceRNN(cell=cell, hidden_size=16, num_layers=2, bidirectional=True).eval()
     x = mnist_batch()
     with torch.no_grad():
         out, _ = model.rnn(model.to_sequence(x))  # (N, T, 2H): forward then backward
@@ -380,28 +380,30 @@ def test_bidirectional_concatenates_both_directions_of_the_top_layer(cell: str) 
     assert model.fc.in_features == 32
 
 
-def test_rowrnn_uses_the_requested_cell() -> None:
-    assert isinstance(RowRNN(cell="rnn").rnn, nn.RNN) and RowRNN(cell="rnn").rnn.nonlinearity == "tanh"
-    assert isinstance(RowRNN(cell="lstm").rnn, nn.LSTM)
-    assert isinstance(RowRNN(cell="gru").rnn, nn.GRU)
-    assert RowRNN().rnn.batch_first
+def test_sequence_rnn_uses_the_requested_cell() -> None:
+    assert (
+        isinstance(SequenceRNN(cell="rnn").rnn, nn.RNN) and SequenceRNN(cell="rnn").rnn.nonlinearity == "tanh"
+    )
+    assert isinstance(SequenceRNN(cell="lstm").rnn, nn.LSTM)
+    assert isinstance(SequenceRNN(cell="gru").rnn, nn.GRU)
+    assert SequenceRNN().rnn.batch_first
 
 
-def test_rowrnn_says_which_input_size_cifar_needs() -> None:
+def test_sequence_rnn_says_which_input_size_cifar_needs() -> None:
     with pytest.raises(ValueError) as error:
-        RowRNN(input_size=28)(cifar_batch())
+        SequenceRNN(input_size=28)(cifar_batch())
     message = str(error.value)
     assert "C*W = 28" in message and "(N, 3, 32, 32)" in message and "input_size=96" in message
 
 
-def test_rowrnn_pixels_input_size_error() -> None:
+def test_sequence_rnn_pixels_input_size_error() -> None:
     with pytest.raises(ValueError, match=r"sequence='pixels', input_size=28.*use input_size=1"):
-        RowRNN(input_size=28, sequence="pixels")(mnist_batch())
+        SequenceRNN(input_size=28, sequence="pixels")(mnist_batch())
 
 
-def test_rowrnn_rejects_inputs_that_are_not_images() -> None:
+def test_sequence_rnn_rejects_inputs_that_are_not_images() -> None:
     with pytest.raises(ValueError, match=r"\(N, C, H, W\).*\(2, 28, 28\)"):
-        RowRNN()(torch.randn(2, 28, 28))
+        SequenceRNN()(torch.randn(2, 28, 28))
 
 
 @pytest.mark.parametrize(
@@ -413,19 +415,31 @@ def test_rowrnn_rejects_inputs_that_are_not_images() -> None:
         ({"dropout": 0.2}, "num_layers > 1"),
     ],
 )
-def test_rowrnn_rejects_bad_arguments(kwargs: dict, match: str) -> None:
+def test_sequence_rnn_rejects_bad_arguments(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        RowRNN(**kwargs)
+        SequenceRNN(**kwargs)
 
 
-def test_rowrnn_initialisation() -> None:
-    model = RowRNN(hidden_size=32)
+def test_sequence_rnn_initialisation() -> None:
+    model = SequenceRNN(hidden_size=32)
     bias = model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0
     # Gates in PyTorch's order: input, forget, cell, output. Only the forget gate starts at 1.
     assert torch.equal(bias[32:64], torch.ones(32))
     assert torch.equal(bias[:32], torch.zeros(32)) and torch.equal(bias[64:], torch.zeros(64))
     for gate in model.rnn.weight_hh_l0.detach().split(32):
         torch.testing.assert_close(gate @ gate.T, torch.eye(32), atol=1e-5, rtol=0)
+
+
+def test_sequence_rnn_input_weights_are_xavier_and_other_cells_have_zero_biases() -> None:
+    for cell, gates in (("rnn", 1), ("gru", 3)):
+        model = SequenceRNN(cell=cell, hidden_size=32)
+        # Xavier uniform draws from +-sqrt(6 / (fan_in + fan_out));
+        # PyTorch's default, +-1/sqrt(hidden_size) = +-0.18, is narrower.
+        limit = (6 / (28 + gates * 32)) ** 0.5
+        weight = model.rnn.weight_ih_l0.detach()
+        assert weight.abs().max() <= limit and weight.abs().max() > 1 / 32**0.5
+        # No forget gate there: every bias starts at zero.
+        assert not model.rnn.bias_ih_l0.any() and not model.rnn.bias_hh_l0.any()
 
 
 # --------------------------------------------------------------------------------------
@@ -441,9 +455,9 @@ def test_rowrnn_initialisation() -> None:
         (lambda: ResNet(8), cifar_batch(4)),
         (lambda: ResNet(8, shortcut="B"), cifar_batch(4)),
         (lambda: ResNet(8, plain=True), cifar_batch(4)),
-        (lambda: RowRNN(cell="rnn", hidden_size=16), mnist_batch(4)),
-        (lambda: RowRNN(cell="lstm", hidden_size=16, bidirectional=True), mnist_batch(4)),
-        (lambda: RowRNN(cell="gru", hidden_size=16, num_layers=2, dropout=0.1), mnist_batch(4)),
+        (lambda: SequenceRNN(cell="rnn", hidden_size=16), mnist_batch(4)),
+        (lambda: SequenceRNN(cell="lstm", hidden_size=16, bidirectional=True), mnist_batch(4)),
+        (lambda: SequenceRNN(cell="gru", hidden_size=16, num_layers=2, dropout=0.1), mnist_batch(4)),
     ],
 )
 def test_one_gradient_step_lowers_the_loss_on_the_batch(build, x: torch.Tensor) -> None:
@@ -477,14 +491,14 @@ def test_build_model_builds_every_name() -> None:
         "resnet44": ResNet,
         "resnet56": ResNet,
         "resnet110": ResNet,
-        "rowrnn": RowRNN,
+        "sequencernn": SequenceRNN,
     }
     assert set(MODEL_NAMES) == set(expected)
     for name, cls in expected.items():
         assert type(build_model(name)) is cls
     assert build_model("resnet56").depth == 56
     assert n_params(build_model("ResNet20", shortcut="B")) == 272_474
-    assert build_model("rowrnn", cell="gru").cell == "gru"
+    assert build_model("sequencernn", cell="gru").cell == "gru"
 
 
 def test_build_model_lists_the_valid_names() -> None:

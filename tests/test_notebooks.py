@@ -18,7 +18,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from course_utils.recipes import RECIPES
+from course_utils.recipes import RECIPES, recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -171,7 +171,7 @@ def test_one_parameters_cell_of_simple_assignments_that_configure_accepts(path):
     assert re.search(r'^PROFILE = "auto"', cell.source, flags=re.MULTILINE), 'the cell sets PROFILE = "auto"'
     key = path.stem
     assert key in RECIPES, f"no recipe {key!r} in course_utils.recipes.RECIPES"
-    settings = set(RECIPES[key]["smoke"])
+    settings = set(recipe(key, "smoke"))
     unknown = [name for name in names if name not in COMMON_PARAMETERS and name.lower() not in settings]
     assert not unknown, f"configure({key!r}) does not accept {unknown}; its settings: {sorted(settings)}"
 

@@ -21,8 +21,8 @@ from torch import nn
 from course_utils.history import History
 from course_utils.plots import (
     most_confident_mistakes,
-    plot_accuracy_curves,
     plot_confusion_matrix,
+    plot_curves,
     plot_feature_maps,
     plot_filters,
     plot_history,
@@ -460,7 +460,7 @@ def test_feature_maps_errors_name_valid_layers_and_still_clean_up():
         plot_feature_maps(model, x, nn.Conv2d(1, 1, 1))
 
 
-# --- plot_model_comparison and plot_accuracy_curves -----------------------------------------------
+# --- plot_model_comparison and plot_curves ---------------------------------------------------------
 
 
 def test_model_comparison_scatter_labels_each_point():
@@ -493,10 +493,12 @@ def test_model_comparison_bars_with_values_written_on_them():
         plot_model_comparison(names, [1, 2], [1, 2, 3], xlabel="x", ylabel="y")
 
 
-def test_accuracy_curves_one_line_per_model_in_percent():
+def test_curves_one_line_per_model_in_percent():
     shifts = [0, 1, 2, 3]
     curves = {"MLP": [0.98, 0.6, 0.3, 0.2], "CNN": torch.tensor([0.99, 0.97, 0.9, 0.8])}
-    fig = plot_accuracy_curves(shifts, curves, xlabel="shift (pixels)", title="translation")
+    fig = plot_curves(
+        curves, x=shifts, xlabel="shift (pixels)", ylabel="accuracy", percent=True, title="translation"
+    )
 
     (ax,) = fig.axes
     lines = ax.get_lines()
@@ -504,9 +506,44 @@ def test_accuracy_curves_one_line_per_model_in_percent():
     for line, values in zip(lines, curves.values()):
         np.testing.assert_allclose(line.get_xdata(), shifts)
         np.testing.assert_allclose(line.get_ydata(), np.asarray(values) * 100, rtol=1e-6)
-    assert ax.get_ylabel() == "accuracy (%)" and ax.get_title() == "translation"
-    with pytest.raises(ValueError, match="curve 'MLP'"):
-        plot_accuracy_curves([0, 1], {"MLP": [0.9]}, xlabel="shift")
+        assert line.get_marker() == "o"
+    assert ax.get_ylabel() == "accuracy (%)" and ax.get_xlabel() == "shift (pixels)"
+    assert ax.get_title() == "translation" and ax.get_yscale() == "linear"
+
+
+def test_curves_as_they_are_on_a_log_scale_without_markers():
+    norms = {"RNN": torch.logspace(0, -8, 50), "LSTM": torch.logspace(0, -2, 50)}
+    fig = plot_curves(norms, xlabel="steps back", ylabel="gradient norm", log=True, markers=False)
+
+    (ax,) = fig.axes
+    for line, values in zip(ax.get_lines(), norms.values()):
+        np.testing.assert_allclose(line.get_xdata(), np.arange(50))  # no x: 0 .. P-1
+        np.testing.assert_allclose(line.get_ydata(), values.numpy(), rtol=1e-6)  # not scaled
+        assert line.get_marker() in ("", "None", None)
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "gradient norm"
+
+
+def test_curves_with_named_x_positions():
+    fig = plot_curves(
+        {"MLP": [0.97, 0.97], "LeNet-5": [0.99, 0.95]},
+        x=["original", "permuted"],
+        xlabel="pixels",
+        ylabel="acc",
+    )
+    (ax,) = fig.axes
+    np.testing.assert_allclose(ax.get_lines()[0].get_xdata(), [0, 1])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["original", "permuted"]
+
+
+def test_curves_refuse_what_they_cannot_draw():
+    with pytest.raises(ValueError, match="no curves"):
+        plot_curves({}, xlabel="x", ylabel="y")
+    with pytest.raises(ValueError, match="curve 'MLP' has 1 values but there are 2 x values"):
+        plot_curves({"MLP": [0.9]}, x=[0, 1], xlabel="shift", ylabel="accuracy")
+    with pytest.raises(ValueError, match="curve 'b' has 3 values but there are 2"):
+        plot_curves({"a": [1, 2], "b": [1, 2, 3]}, xlabel="x", ylabel="y")
+    with pytest.raises(ValueError, match="log=True needs positive values; curve 'a' has 0"):
+        plot_curves({"a": [1.0, 0.0]}, xlabel="x", ylabel="y", log=True)
 
 
 # --- all figures ----------------------------------------------------------------------------------
@@ -526,7 +563,8 @@ def every_figure() -> list[Figure]:
         plot_filters(torch.randn(8, 3, 5, 5)),
         plot_feature_maps(TinyNet(), torch.randn(1, 1, 8, 8), "bn"),
         plot_model_comparison(["a", "b"], [1, 10], [0.5, 0.7], xlabel="x", ylabel="y", logx=True),
-        plot_accuracy_curves([0, 1], {"a": [0.5, 0.7]}, xlabel="x"),
+        plot_curves({"a": [0.5, 0.7]}, x=[0, 1], xlabel="x", ylabel="y", percent=True),
+        plot_curves({"a": [1.0, 1e-3]}, xlabel="x", ylabel="y", log=True, markers=False),
     ]
 
 

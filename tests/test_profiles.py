@@ -1,11 +1,185 @@
-"""course_utils.profiles: one set of profile rules for every notebook."""
+"""course_utils.profiles and course_utils.recipes: one set of profile rules for every notebook."""
+
+import copy
+import pickle
+import re
+from pathlib import Path
 
 import pytest
 import torch
 
-from course_utils.profiles import PROFILES, ProfileError, configure, default_output_dir, resolve_profile
-from course_utils.recipes import RECIPES
+from course_utils.data import CIFAR10_CLASSES, ImageDataset
+from course_utils.files import project_root
+from course_utils.profiles import (
+    PROFILES,
+    ProfileError,
+    RunSettings,
+    configure,
+    default_output_dir,
+    resolve_profile,
+)
+from course_utils.recipes import CHECKS, CONCRETE_PROFILES, RECIPES, checks, recipe
 from course_utils.training import TrainConfig
+
+# Every setting and check as it was before the tables were split into a base and what each
+# profile changes (issue 14), as (smoke, quick, full). A value changed on purpose changes here too.
+BEFORE_THE_SPLIT = {
+    "01_concepts": {
+        "hidden_size": (64, 64, 64),
+        "gradient_images": (64, 64, 64),
+        "shift_images": (1000, 1000, 1000),
+    },
+    "02_lenet5_mnist": {
+        "epochs": (1, 4, 12),
+        "batch_size": (64, 128, 512),
+        "lr": (0.002, 0.003, 0.006),
+        "optimizer": ("adamw", "adamw", "adamw"),
+        "weight_decay": (0.01, 0.01, 0.01),
+        "schedule": ("onecycle", "onecycle", "onecycle"),
+        "val_size": (1000, 5000, 5000),
+        "train_subset": (3000, None, None),
+        "test_subset": (None, None, None),
+        "min_test_accuracy": (0.6, 0.985, 0.99),
+        "mlp_min_test_accuracy": (0.6, 0.95, 0.97),
+        "lenet_beats_mlp": (False, True, True),
+    },
+    "03_resnet20_cifar10": {
+        "epochs": (2, 10, 74),
+        "epochs_max": (2, 10, 100),
+        "batch_size": (32, 128, 512),
+        "lr": (0.1, 0.2, 0.4),
+        "optimizer": ("sgd", "sgd", "sgd"),
+        "momentum": (0.9, 0.9, 0.9),
+        "nesterov": (True, True, True),
+        "weight_decay": (0.0005, 0.0005, 0.0005),
+        "schedule": ("onecycle", "onecycle", "onecycle"),
+        "label_smoothing": (0.0, 0.0, 0.1),
+        "val_size": (500, 5000, 5000),
+        "train_subset": (1000, None, None),
+        "test_subset": (1000, None, None),
+        "resume_epochs": (1, 5, 30),
+        "plain_epochs": (1, 3, 60),
+        "plain_train_subset": (1000, 10000, None),
+        "plain_depths": ([20], [20], [20, 56]),
+        "drop_last": (True, True, True),
+        "compile": (False, False, True),
+        "min_test_accuracy": (0.15, 0.8, 0.9125),
+        "min_comparison_val_accuracy": (0.12, 0.35, 0.75),
+    },
+    "04_cnn_vs_rnn": {
+        "epochs": (1, 3, 12),
+        "batch_size": (64, 128, 256),
+        "train_subset": (2000, None, None),
+        "test_subset": (1000, None, None),
+        "val_size": (500, 5000, 5000),
+        "hidden_size": (128, 128, 128),
+        "optimizer": ("adamw", "adamw", "adamw"),
+        "weight_decay": (0.01, 0.01, 0.01),
+        "schedule": ("onecycle", "onecycle", "onecycle"),
+        "lr": (0.003, 0.003, 0.003),
+        "grad_clip": (1.0, 1.0, 1.0),
+        "mixed_precision": ("auto", "auto", "auto"),
+        "lstm_lr": (0.003, 0.003, 0.003),
+        "gru_lr": (0.003, 0.003, 0.003),
+        "rnn_lr": (0.002, 0.002, 0.001),
+        "lenet5_lr": (0.006, 0.006, 0.006),
+        "mlp_lr": (0.004, 0.004, 0.004),
+        "max_shift": (4, 4, 4),
+        "latency_repeats": (5, 20, 50),
+        "pixel_train": (False, False, True),
+        "pixel_epochs": (1, 20, 20),
+        "pixel_batch_size": (32, 128, 128),
+        "pixel_lr": (0.0005, 0.0005, 0.0005),
+        "pixel_hidden_size": (128, 128, 128),
+        "pixel_train_subset": (1000, None, None),
+        "pixel_test_subset": (500, None, None),
+        "pixel_mixed_precision": ("fp32", "fp32", "fp32"),
+        "reach_images": (32, 64, 64),
+        "cifar_epochs": (2, 2, 30),
+        "cifar_batch_size": (32, 128, 256),
+        "cifar_lr": (0.003, 0.003, 0.003),
+        "cifar_hidden_size": (128, 128, 128),
+        "cifar_train_subset": (1000, None, None),
+        "cifar_test_subset": (500, None, None),
+        "cifar_val_size": (500, 5000, 5000),
+        "resnet_optimizer": ("sgd", "sgd", "sgd"),
+        "resnet_lr": (0.05, 0.2, 0.2),
+        "resnet_weight_decay": (0.0005, 0.0005, 0.0005),
+        "resnet_grad_clip": (None, None, None),
+        "min_lenet5_accuracy": (0.5, 0.985, 0.99),
+        "min_mlp_accuracy": (0.5, 0.96, 0.97),
+        "min_row_rnn_accuracy": (0.2, 0.9, 0.95),
+        "min_row_lstm_accuracy": (0.2, 0.98, 0.985),
+        "min_row_gru_accuracy": (0.2, 0.98, 0.985),
+        "min_pixel_lstm_accuracy": (0.0, 0.8, 0.8),
+        "min_cifar_rnn_accuracy": (0.15, 0.35, 0.5),
+        "min_cifar_resnet_accuracy": (0.15, 0.45, 0.85),
+        "max_mlp_permutation_gap": (0.02, 0.005, 0.005),
+    },
+}
+
+
+# --- the tables ------------------------------------------------------------------------------------
+
+
+def test_recipes_and_checks_keep_every_value_of_the_flat_tables():
+    assert set(RECIPES) == set(CHECKS) == set(BEFORE_THE_SPLIT)
+    for notebook, table in BEFORE_THE_SPLIT.items():
+        for index, profile in enumerate(CONCRETE_PROFILES):
+            settings, thresholds = recipe(notebook, profile), checks(notebook, profile)
+            assert not set(settings) & set(thresholds), f"{notebook}: a name is both a setting and a check"
+            merged = {**settings, **thresholds}
+            expected = {name: values[index] for name, values in table.items()}
+            assert merged == expected, (notebook, profile)
+            # == alone would let 1 stand for True or 1.0: the types must be the same too.
+            assert {n: type(v) for n, v in merged.items()} == {n: type(v) for n, v in expected.items()}
+
+
+def test_checks_are_what_the_notebooks_assert_and_nothing_else():
+    for notebook in RECIPES:
+        for profile in CONCRETE_PROFILES:
+            for name in checks(notebook, profile):
+                assert name.startswith(("min_", "max_")) or "_min_" in name or name == "lenet_beats_mlp", name
+            for name in recipe(notebook, profile):
+                assert not name.startswith("min_") and "_min_" not in name, f"{name} looks like a check"
+
+
+@pytest.mark.parametrize("table", [RECIPES, CHECKS], ids=["RECIPES", "CHECKS"])
+def test_every_entry_is_a_base_plus_changes_that_give_every_profile_the_same_names(table):
+    for notebook, entry in table.items():
+        assert set(entry) <= {"base", *CONCRETE_PROFILES}, f"{notebook}: {sorted(entry)}"
+        base = entry.get("base", {})
+        names = [set(base) | set(entry.get(profile, {})) for profile in CONCRETE_PROFILES]
+        assert names[0] == names[1] == names[2], f"{notebook}: the profiles set different names"
+        for profile in CONCRETE_PROFILES:
+            for name, value in entry.get(profile, {}).items():
+                if name in base:
+                    assert value != base[name] or type(value) is not type(base[name]), (
+                        f"{notebook}/{profile}: {name} repeats the base's value"
+                    )
+
+
+def test_recipe_returns_a_copy_and_names_what_is_unknown():
+    depths = recipe("03_resnet20_cifar10", "quick")["plain_depths"]
+    depths.append(110)
+    assert recipe("03_resnet20_cifar10", "quick")["plain_depths"] == [20]
+    with pytest.raises(KeyError, match="no recipe for notebook 'lenet'; known: 01_concepts"):
+        recipe("lenet", "quick")
+    with pytest.raises(KeyError, match="no profile 'auto'; the profiles are smoke, quick, full"):
+        checks("02_lenet5_mnist", "auto")
+
+
+def test_no_setting_is_hidden_behind_an_attribute_of_run_settings():
+    own = {name for name in dir(RunSettings) if not name.startswith("_")} | set(
+        RunSettings.__dataclass_fields__
+    )
+    for notebook in RECIPES:
+        for profile in CONCRETE_PROFILES:
+            hidden = own & set(recipe(notebook, profile))
+            assert not hidden, f"{notebook}: run.{hidden.pop()} would not read the setting"
+
+
+# --- profiles --------------------------------------------------------------------------------------
 
 
 def test_explicit_profile_wins_over_environment(monkeypatch):
@@ -30,26 +204,68 @@ def test_bad_profile_names_are_refused(monkeypatch):
         resolve_profile("auto")
 
 
-def test_every_recipe_has_every_profile_with_the_same_knobs():
-    for name, table in RECIPES.items():
-        assert set(table) == {"smoke", "quick", "full"}, name
-        assert set(table["smoke"]) == set(table["quick"]) == set(table["full"]), name
+def test_profiles_constant():
+    assert PROFILES == ("auto", "smoke", "quick", "full")
+
+
+# --- configure and the settings as attributes ------------------------------------------------------
 
 
 def test_profile_sets_defaults_and_parameters_override(tmp_path):
     run = configure("02_lenet5_mnist", "quick", device="cpu", output_dir=tmp_path, epochs=7)
     assert run.profile == "quick"
-    assert run["epochs"] == 7 and "epochs" in run.overridden
-    assert run["batch_size"] == RECIPES["02_lenet5_mnist"]["quick"]["batch_size"]
+    assert run.epochs == 7 and "epochs" in run.overridden
+    assert run.batch_size == recipe("02_lenet5_mnist", "quick")["batch_size"] == 128
+    assert run.lr == 3e-3 and run.optimizer == "adamw" and run.train_subset is None
     assert run.output_dir == tmp_path / "02_lenet5_mnist"
     config = run.train_config(name="lenet")
     assert isinstance(config, TrainConfig) and config.epochs == 7 and config.name == "lenet"
     assert "(set by parameter)" in run.describe()
 
 
+def test_settings_are_attributes_and_an_unknown_name_lists_the_valid_ones():
+    run = configure("03_resnet20_cifar10", "smoke", device="cpu")
+    assert run.plain_depths == [20] and run.drop_last is True and run.values["epochs"] == run.epochs
+    with pytest.raises(
+        AttributeError, match=r"03_resnet20_cifar10 has no setting 'epoch'; its settings: .*epochs"
+    ):
+        run.epoch  # noqa: B018
+    with pytest.raises(
+        AttributeError, match=r"min_test_accuracy is a check: read it as run\.checks\.min_test"
+    ):
+        run.min_test_accuracy  # noqa: B018
+    with pytest.raises(TypeError):
+        run["epochs"]  # noqa: B018  # settings are attributes, as in argparse's args.epochs
+    with pytest.raises(AttributeError):
+        run.epochs = 3  # the run is frozen: a setting changes through a parameter, and is then marked
+    assert "plain_epochs" in dir(run)  # tab completion offers the settings
+
+
+def test_run_settings_survive_copy_and_pickle():
+    run = configure("02_lenet5_mnist", "smoke", device="cpu", lr=0.01)
+    for twin in (copy.deepcopy(run), pickle.loads(pickle.dumps(run))):
+        assert twin == run and twin.lr == 0.01 and twin.checks.min_test_accuracy == 0.6
+
+
+def test_checks_are_read_only_and_not_parameters():
+    run = configure("04_cnn_vs_rnn", "quick", device="cpu")
+    assert run.checks.min_lenet5_accuracy == 0.985 and run.checks.max_mlp_permutation_gap == 0.005
+    assert "min_row_gru_accuracy" in run.checks and "epochs" not in run.checks
+    assert run.checks.as_dict() == checks("04_cnn_vs_rnn", "quick")
+    with pytest.raises(AttributeError, match="cannot be set: the checks are the profile's"):
+        run.checks.min_lenet5_accuracy = 0.1
+    with pytest.raises(
+        AttributeError, match="04_cnn_vs_rnn has no check 'min_lenet_accuracy'; its checks: min_"
+    ):
+        run.checks.min_lenet_accuracy  # noqa: B018
+    with pytest.raises(ProfileError, match="MIN_LENET5_ACCURACY: a check of 04_cnn_vs_rnn, not a parameter"):
+        configure("04_cnn_vs_rnn", "quick", device="cpu", min_lenet5_accuracy=0.5)
+    assert len(configure("01_concepts", "smoke", device="cpu").checks) == 0
+
+
 def test_none_means_profile_default():
     run = configure("02_lenet5_mnist", "smoke", device="cpu", epochs=None, lr=None)
-    assert run["epochs"] == RECIPES["02_lenet5_mnist"]["smoke"]["epochs"]
+    assert run.epochs == recipe("02_lenet5_mnist", "smoke")["epochs"]
     assert run.overridden == ()
 
 
@@ -83,8 +299,69 @@ def test_output_dir_from_environment(monkeypatch, tmp_path):
     assert default_output_dir(tmp_path / "x") == tmp_path / "x"
 
 
-def test_profiles_constant():
-    assert PROFILES == ("auto", "smoke", "quick", "full")
+# --- what a run builds: training configs and batches -------------------------------------------------
+
+
+def test_train_config_takes_the_run_device_and_a_model_own_values():
+    run = configure("04_cnn_vs_rnn", "full", device="cpu")
+    config = run.train_config("rnn_", name="row RNN")
+    assert config.device == "cpu" and config.lr == 1e-3 and config.epochs == 12 and config.grad_clip == 1.0
+    assert run.train_config().lr == 3e-3
+    assert run.train_config("resnet_", epochs=run.cifar_epochs).optimizer == "sgd"
+    assert run.train_config(device="cuda").device == "cuda"  # an explicit option still wins
+    with pytest.raises(ValueError, match="no setting of 04_cnn_vs_rnn starts with 'rn_'"):
+        run.train_config("rn_")
+
+
+def synthetic_cifar(num_train: int = 1600, num_test: int = 1100) -> ImageDataset:
+    """A CIFAR-10-shaped dataset with balanced labels: enough images for the smoke recipes."""
+    generator = torch.Generator().manual_seed(0)
+    return ImageDataset(
+        name="cifar10",
+        x_train=torch.randint(0, 256, (num_train, 32, 32, 3), dtype=torch.uint8, generator=generator),
+        y_train=torch.arange(num_train) % 10,
+        x_test=torch.randint(0, 256, (num_test, 32, 32, 3), dtype=torch.uint8, generator=generator),
+        y_test=torch.arange(num_test) % 10,
+        classes=CIFAR10_CLASSES,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        path=Path("synthetic.npz"),
+    )
+
+
+def test_batches_follow_the_recipe_and_an_override_wins():
+    dataset = synthetic_cifar()
+    run = configure("03_resnet20_cifar10", "smoke", device="cpu")  # batch 32, val 500, train and test 1000
+    splits = run.batches(dataset)
+    assert (
+        splits.train.num_samples == 1000 and splits.val.num_samples == 500 and splits.test.num_samples == 1000
+    )
+    assert splits.train.batch_size == 32 and len(splits.train) == 1000 // 32  # the recipe's drop_last
+    assert splits.train.device == run.device
+
+    smaller = run.batches(dataset, train_subset=640, batch_size=64)
+    assert smaller.train.num_samples == 640 and len(smaller.train) == 10 and smaller.val.num_samples == 500
+    assert torch.equal(smaller.val.labels, splits.val.labels)  # the run's seed: the same validation images
+
+
+def test_batches_with_a_prefix_read_the_model_own_sizes():
+    run = configure("04_cnn_vs_rnn", "smoke", device="cpu")  # cifar_*: batch 32, val 500, 1000 / 500 images
+    splits = run.batches(synthetic_cifar(), prefix="cifar_")
+    assert (
+        splits.train.num_samples == 1000 and splits.val.num_samples == 500 and splits.test.num_samples == 500
+    )
+    assert len(splits.train) == 32  # 1000 / 32 rounded up: this recipe has no drop_last
+    with pytest.raises(ValueError, match="no setting of 04_cnn_vs_rnn starts with 'cifa_'"):
+        run.batches(synthetic_cifar(), prefix="cifa_")
+
+
+def test_batches_need_the_sizes_the_recipe_lacks():
+    run = configure("01_concepts", "smoke", device="cpu")
+    with pytest.raises(AttributeError, match="01_concepts has no setting 'batch_size'"):
+        run.batches(synthetic_cifar())
+
+
+# --- what a run writes and prints --------------------------------------------------------------------
 
 
 def test_metrics_are_written_with_their_provenance_and_read_back(tmp_path):
@@ -102,11 +379,12 @@ def test_metrics_are_written_with_their_provenance_and_read_back(tmp_path):
     assert other.read_metrics("03_resnet20_cifar10") is None
 
 
-def test_describe_shows_no_absolute_path_of_this_machine(tmp_path):
-    from course_utils.data import project_root
-    from course_utils.profiles import display_path
-
-    assert display_path(project_root() / "outputs" / "x") == "outputs/x"
-    assert display_path(tmp_path / "a" / "b") == "…/a/b"
-    text = configure("02_lenet5_mnist", "smoke", device="cpu", output_dir=tmp_path).describe()
+def test_describe_is_a_table_of_settings_and_checks_without_this_machine_paths(tmp_path):
+    text = configure("02_lenet5_mnist", "smoke", device="cpu", output_dir=tmp_path, lr=0.01).describe()
     assert str(tmp_path) not in text and str(project_root()) not in text
+    rows = {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line) for line in text.splitlines())}
+    assert rows["lr"] == ["0.01", "(set by parameter)"] and rows["epochs"] == ["1"]
+    assert rows["min_test_accuracy"] == ["0.6", "(check)"] and rows["lenet_beats_mlp"] == ["False", "(check)"]
+    assert rows["output dir"] == [f"…/{tmp_path.name}/02_lenet5_mnist"]
+    inside = configure("02_lenet5_mnist", "smoke", device="cpu", output_dir=project_root() / "outputs")
+    assert "outputs/02_lenet5_mnist" in str(inside)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils.models import MLP, LeNet5, ResNet, RowRNN, resnet20, resnet56
+from course_utils.models import MLP, LeNet5, ResNet, SequenceRNN, resnet20, resnet56
 from course_utils.summary import (
     ModelSummary,
     SummaryRow,
@@ -134,9 +134,9 @@ def test_resnet_summary(kwargs: dict, shortcut_type: str | None) -> None:
         ({"sequence": "pixels", "input_size": 1, "hidden_size": 8}, MNIST, (1, 784, 8), "LSTM"),
     ],
 )
-def test_rowrnn_summary_shows_the_output_sequence(kwargs, input_size, rnn_shape, rnn_type) -> None:
+def test_sequence_rnn_summary_shows_the_output_sequence(kwargs, input_size, rnn_shape, rnn_type) -> None:
     # nn.LSTM returns (output, (h_n, c_n)); the row shows the output sequence (N, T, D * H).
-    summary = model_summary(RowRNN(**kwargs), input_size)
+    summary = model_summary(SequenceRNN(**kwargs), input_size)
     assert [(r.name, r.layer_type, r.output_shape) for r in summary.rows] == [
         ("rnn", rnn_type, rnn_shape),
         ("fc", "Linear", (1, 10)),
@@ -243,7 +243,7 @@ def recurrent_flops(gates: int, i: int, h: int, t: int, num_layers: int = 1, dir
 
 def test_lstm_flops_one_layer() -> None:
     # The formula of the brief: 2 * 4 * (I * H + H * H) * T for one LSTM layer.
-    model = RowRNN(cell="lstm", hidden_size=128)
+    model = SequenceRNN(cell="lstm", hidden_size=128)
     expected = 2 * 4 * (28 * 128 + 128 * 128) * 28 + linear_flops(128, 10)
     assert expected == recurrent_flops(4, 28, 128, 28) + linear_flops(128, 10) == 4_475_392
     assert flops_per_image(model, MNIST) == expected
@@ -252,20 +252,20 @@ def test_lstm_flops_one_layer() -> None:
 @pytest.mark.parametrize(("cell", "gates"), [("rnn", 1), ("lstm", 4), ("gru", 3)])
 @pytest.mark.parametrize(("num_layers", "bidirectional"), [(1, False), (2, False), (2, True)])
 def test_recurrent_flops(cell: str, gates: int, num_layers: int, bidirectional: bool) -> None:
-    model = RowRNN(cell=cell, hidden_size=32, num_layers=num_layers, bidirectional=bidirectional)
+    model = SequenceRNN(cell=cell, hidden_size=32, num_layers=num_layers, bidirectional=bidirectional)
     directions = 2 if bidirectional else 1
     expected = recurrent_flops(gates, 28, 32, 28, num_layers, directions) + linear_flops(directions * 32, 10)
     assert flops_per_image(model, MNIST) == expected
 
 
 def test_recurrent_flops_pixels_and_cifar_rows() -> None:
-    pixels = RowRNN(input_size=1, hidden_size=16, sequence="pixels")
+    pixels = SequenceRNN(input_size=1, hidden_size=16, sequence="pixels")
     assert flops_per_image(pixels, MNIST) == recurrent_flops(4, 1, 16, 784) + linear_flops(16, 10)
-    rows = RowRNN(input_size=96, hidden_size=16, cell="gru")
+    rows = SequenceRNN(input_size=96, hidden_size=16, cell="gru")
     assert flops_per_image(rows, CIFAR) == recurrent_flops(3, 96, 16, 32) + linear_flops(16, 10)
 
 
 def test_flops_counting_leaves_the_backend_flags_as_they_were() -> None:
     before = (torch.backends.mkldnn.enabled, torch.backends.cudnn.enabled)
-    flops_per_image(RowRNN(hidden_size=8), MNIST)
+    flops_per_image(SequenceRNN(hidden_size=8), MNIST)
     assert (torch.backends.mkldnn.enabled, torch.backends.cudnn.enabled) == before

@@ -550,8 +550,9 @@ def plot_lr_schedule(
     """Plot a learning-rate schedule: the learning rate used at each optimiser step.
 
     Args:
-        lrs: ``(S,)`` the learning rate of each of ``S`` steps, e.g. collected with
-            ``scheduler.get_last_lr()[0]`` after every ``scheduler.step()``.
+        lrs: ``(S,)`` the learning rate of each of ``S`` steps, e.g.
+            ``[lr_at(step) for step in range(S)]`` with ``lr_at`` from
+            :func:`course_utils.training.learning_rate_schedule`.
         steps_per_epoch: with it, the x axis counts epochs (step ``i`` is at
             ``i / steps_per_epoch``); without it, steps.
         title: the axes title (default "learning-rate schedule").

@@ -212,12 +212,19 @@ CHECKS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "03_resnet20_cifar10": {
         # min_test_accuracy: ResNet-20's test accuracy; min_comparison_val_accuracy: the validation
-        # accuracy every net of the plain-vs-residual comparison must reach.
-        # Measured (seed 0, 2-core x86-64 CPU, bf16): smoke 20.6 % test (plain-20 / ResNet-20 19.4 /
-        # 16.6 % val); quick 86.69 % test (87.81 % flip-averaged), 86.98 % val after 10 epochs, and
-        # plain-20 / ResNet-20 43.6 / 50.7 % val after 3 epochs on 10k images. The thresholds leave
+        # accuracy every net of the plain-vs-residual comparison must reach; residual_ahead_of_plain:
+        # whether each ResNet must end that comparison ahead of its plain twin (smoke's one epoch on
+        # 1,000 images is too short to separate them).
+        # Measured (seed 0, 2-core x86-64 CPU, bf16): smoke 20.6-23.5 % test (plain-20 / ResNet-20
+        # 17-19 / 16-17 % val); quick 86.96 % test (87.81 % flip-averaged) after 10 epochs, and
+        # plain-20 / ResNet-20 40.70 / 50.18 % val after 3 epochs on 10k images. The thresholds leave
         # room for other CPUs (fp32 where there is no bf16) and other seeds.
-        "smoke": {"min_test_accuracy": 0.15, "min_comparison_val_accuracy": 0.12},
+        "base": {"residual_ahead_of_plain": True},
+        "smoke": {
+            "min_test_accuracy": 0.15,
+            "min_comparison_val_accuracy": 0.12,
+            "residual_ahead_of_plain": False,
+        },
         "quick": {"min_test_accuracy": 0.80, "min_comparison_val_accuracy": 0.35},
         "full": {"min_test_accuracy": 0.9125, "min_comparison_val_accuracy": 0.75},
     },

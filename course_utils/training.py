@@ -46,6 +46,7 @@ from course_utils.checkpoints import CheckpointError, load_checkpoint, save_chec
 from course_utils.data import TrainingData
 from course_utils.environment import get_device
 from course_utils.evaluation import evaluate
+from course_utils.files import display_path
 from course_utils.history import History
 from course_utils.precision import Precision, resolve_precision
 
@@ -352,7 +353,7 @@ def uses_convolutions(model: nn.Module) -> bool:
 def _progress_bar(total: int, description: str, enabled: bool) -> Any:
     """A tqdm bar: a widget in Jupyter, text in a terminal, and calm text in batch runs.
 
-    Batch runs (papermill, ``make outputs``) set ``COURSE_PROGRESS=text``: a widget would be
+    Batch runs (``make course``, ``make outputs``, papermill) set ``COURSE_PROGRESS=text``: a widget would be
     stored as an unreadable placeholder, so a plain text bar that redraws rarely is used.
     """
     if os.environ.get("COURSE_PROGRESS", "").lower() == "text":
@@ -458,7 +459,7 @@ def _resume_or_start(
         return History(name=config.name)
     if not checkpoint.exists():
         if config.progress:
-            print(f"no checkpoint in {config.checkpoint_dir} yet: starting from scratch")
+            print(f"no checkpoint in {display_path(config.checkpoint_dir)} yet: starting from scratch")
         return History(name=config.name)
     state = load_checkpoint(checkpoint, model, optimizer=optimizer, scaler=scaler, restore_rng=True)
     saved_epochs = state["config"].get("epochs")
@@ -471,7 +472,7 @@ def _resume_or_start(
     history = History.from_dict(state["history"])  # one row per finished epoch
     history.name = config.name
     if config.progress:
-        print(f"resumed from {checkpoint} after epoch {len(history)}")
+        print(f"resumed from {display_path(checkpoint)} after epoch {len(history)}")
     return history
 
 
@@ -600,7 +601,11 @@ def fit(
                 row["val_loss"], row["val_accuracy"] = result.loss, result.accuracy
             row["seconds"] = time.perf_counter() - epoch_start
         except KeyboardInterrupt:
-            where = f"; the last checkpoint is {checkpoint}, continue with resume=True" if checkpoint else ""
+            where = (
+                f"; the last checkpoint is {display_path(checkpoint)}, continue with resume=True"
+                if checkpoint
+                else ""
+            )
             print(f"\ntraining interrupted during epoch {epoch + 1}{where}", file=sys.stderr)
             raise
         history.append(row)

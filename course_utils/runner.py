@@ -1,115 +1,55 @@
-"""Run the whole course in batch, and regenerate the notebooks' stored outputs.
+"""Run the course's notebooks in batch: into a run folder (``make course``) or in place (``make outputs``).
 
-Two jobs, both reached from the command line (``python -m course_utils …``, see
-:mod:`course_utils.__main__`):
-
-* :func:`run_course` (``make course``) executes the notebooks of ``notebooks/`` in order
-  with papermill, each in a fresh kernel of this Python, into a new folder per run::
-
-      runs/20250101-120000-quick/
-          01_concepts.ipynb        the executed notebook (kept when it fails, for inspection)
-          01_concepts.html         the same, readable without Jupyter
-          01_concepts/metrics.json what the notebook measured (it writes this itself)
-          …
-          summary.json             status, minutes and key metrics of every notebook
-          summary.md               the same as a Markdown table
-
-  Every notebook gets ``PROFILE`` (one profile for the whole run) and ``OUTPUT_DIR`` (the
-  run folder), so notebook 04 finds the checkpoint that notebook 03 wrote in the same run.
-
-* :func:`regenerate_outputs` (``make outputs``) re-executes the notebooks *in place* with
-  nbconvert, leaving their parameters cell untouched (``PROFILE = "auto"``; the environment
-  variable ``COURSE_PROFILE`` picks the profile), so that the outputs a reader sees on the
-  repository page are what the committed code does.
-
-Bad arguments are refused before anything runs (:class:`UsageError`); a failing notebook
-is reported by name and cell, with the exception's name and message rather than its whole
-traceback (the saved notebook has the rest).
+:func:`execute_notebook` is the one way a notebook is executed (top to bottom in a fresh kernel of
+this Python, with a deadline, and Ctrl-C stopping it cleanly) and :func:`stop_status` the one mapping
+from what stopped it to a status; :func:`run_notebooks` runs the course with it, for both commands of
+``python -m course_utils``. Parameters are injected as papermill does, so papermill runs them too.
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
-import copy
 import json
 import os
-import platform
 import re
-import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from course_utils.data import project_root
-from course_utils.profiles import (
-    CONCRETE_PROFILES,
-    METRICS_FILE,
-    OUTPUT_ENV,
-    PROFILE_ENV,
-    PROFILES,
-    ProfileError,
-    configure,
-    resolve_profile,
-)
-from course_utils.recipes import RECIPES
+from course_utils import profiles
+from course_utils.environment import describe_environment
+from course_utils.files import atomic_write, display_path, project_root
+from course_utils.tables import format_table
 
-#: The kernel every notebook runs in; :func:`this_python_kernel` makes it this Python.
-KERNEL_NAME = "python3"
-
-#: Exit statuses of the command line.
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+OK, FAILED, TIMEOUT, INTERRUPTED, NOT_RUN = "ok", "failed", "timeout", "interrupted", "not run"
 
 #: Parameters the runner sets itself: a ``-p`` for them is refused.
 RUNNER_PARAMETERS = {
     "PROFILE": "use --profile to choose the profile",
     "OUTPUT_DIR": "the runner writes into the run folder (use --runs-dir to move it)",
 }
-#: Parameters that :func:`course_utils.profiles.configure` takes as named arguments, not knobs.
-CONFIGURE_ARGUMENTS = {"PROFILE": "profile", "SEED": "seed", "DEVICE": "device", "DATA_DIR": "data_dir"}
-
-#: Statuses of a notebook in a run.
-OK = "ok"
-FAILED = "failed"
-TIMEOUT = "timeout"
-INTERRUPTED = "interrupted"
-NOT_RUN = "not run"
-PENDING = "pending"  # not started yet (only seen in a summary written while the run goes on)
-
-_NUMBERED = re.compile(r"^(\d+)_")
-_EVALUE_LIMIT = 600  # characters of an exception message shown in the terminal
+MESSAGE_LIMIT = 600  # characters of an exception's message kept in the summary and shown
 
 
 class UsageError(ValueError):
     """Arguments that cannot be run (unknown profile, notebook or parameter, invalid value)."""
 
 
-# --------------------------------------------------------------------------------------
-# Finding notebooks and checking arguments
-# --------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class CourseNotebook:
-    """One notebook of the course.
-
-    Attributes:
-        path: the ``.ipynb`` file.
-        number: its number prefix (``2`` for ``02_lenet5_mnist.ipynb``), which orders the course.
-        parameters: the names its ``parameters`` cell declares, with their default as source text.
-    """
+    """A notebook of the course: its file, its number (``2`` for ``02_lenet5_mnist.ipynb``), what its
+    ``parameters`` cell assigns (``{name: default as source text}``) and its ``configure`` call."""
 
     path: Path
     number: int
     parameters: dict[str, str] = field(default_factory=dict)
+    configure_call: ast.Call | None = None
 
     @property
     def key(self) -> str:
@@ -117,78 +57,55 @@ class CourseNotebook:
         return self.path.stem
 
 
-def default_notebooks_dir() -> Path:
-    """``notebooks/`` at the repository root."""
-    return project_root() / "notebooks"
+def read_notebook(path: Path) -> CourseNotebook:
+    """A numbered notebook, with its parameters and ``configure`` call read from its code cells."""
+    import nbformat
 
-
-def declared_parameters(path: Path) -> dict[str, str]:
-    """The parameters that the notebook's cell tagged ``parameters`` assigns.
-
-    Returns:
-        ``{name: default as source text}`` in the cell's order; empty when there is no such cell.
-    """
-    import papermill
-
-    inspected = papermill.inspect_notebook(str(path))
-    return {name: str(info["default"]) for name, info in inspected.items()}
+    parameters: dict[str, str] = {}
+    call = None
+    for cell in nbformat.read(str(path), as_version=4).cells:
+        try:  # a cell with IPython syntax (%magic, !command) holds neither: skip it
+            tree = ast.parse(cell.source if cell.cell_type == "code" else "")
+        except SyntaxError:
+            continue
+        if "parameters" in cell.metadata.get("tags", []):
+            for statement in tree.body:  # NAME = value, as papermill reads them
+                if isinstance(statement, ast.Assign) and isinstance(statement.targets[0], ast.Name):
+                    parameters[statement.targets[0].id] = ast.get_source_segment(cell.source, statement.value)
+        calls = (node for node in ast.walk(tree) if isinstance(node, ast.Call))
+        call = call or next((c for c in calls if getattr(c.func, "id", None) == "configure"), None)
+    return CourseNotebook(path, int(path.name.split("_")[0]), parameters, call)
 
 
 def find_notebooks(folder: Path) -> list[CourseNotebook]:
-    """The numbered notebooks (``NN_name.ipynb``) of ``folder``, in course order.
-
-    Ordered by number (so ``10_`` comes after ``9_``), then by name.
-    """
-    found = []
-    for path in folder.glob("*.ipynb"):
-        match = _NUMBERED.match(path.name)
-        if match:
-            found.append(CourseNotebook(path, int(match.group(1)), declared_parameters(path)))
-    return sorted(found, key=lambda notebook: (notebook.number, notebook.path.name))
+    """The numbered notebooks (``NN_name.ipynb``) of ``folder``, by number (``10_`` after ``9_``)."""
+    paths = [path for path in folder.glob("*.ipynb") if re.match(r"\d+_", path.name)]
+    return sorted(map(read_notebook, paths), key=lambda notebook: (notebook.number, notebook.path.name))
 
 
 def select_notebooks(notebooks: Sequence[CourseNotebook], only: Iterable[str]) -> list[CourseNotebook]:
     """The notebooks that ``only`` names, in course order (all of them when ``only`` is empty).
 
-    Args:
-        only: number prefixes (``"02"`` or ``"2"``) or names (``"02_lenet5_mnist"``, with or
-            without ``.ipynb``); an entry may be a comma-separated list.
-
-    Raises:
-        UsageError: a name that matches no notebook; the message lists the valid ones.
+    ``only`` holds numbers (``"02"`` or ``"2"``) or names (``"02_lenet5_mnist"``, ``.ipynb`` or not), or
+    comma-separated lists of them. Raises UsageError for a name that matches no notebook, with the valid ones.
     """
-    wanted = [token.strip() for entry in only for token in entry.split(",") if token.strip()]
-    if not wanted:
-        return list(notebooks)
-    chosen: set[Path] = set()
-    unknown = []
-    for token in wanted:
-        name = token.removesuffix(".ipynb")
-        matches = [
-            notebook
-            for notebook in notebooks
-            if notebook.key == name or (name.isdigit() and int(name) == notebook.number)
-        ]
-        if not matches:
-            unknown.append(token)
-        chosen.update(notebook.path for notebook in matches)
+    wanted = [token.strip().removesuffix(".ipynb") for entry in only for token in entry.split(",")]
+    wanted = [token for token in wanted if token]
+
+    def named(notebook: CourseNotebook, token: str) -> bool:
+        return notebook.key == token or (token.isdigit() and int(token) == notebook.number)
+
+    unknown = [token for token in wanted if not any(named(notebook, token) for notebook in notebooks)]
     if unknown:
         valid = ", ".join(f"{notebook.path.name.split('_')[0]} ({notebook.key})" for notebook in notebooks)
         raise UsageError(f"no notebook {', '.join(map(repr, unknown))}; the notebooks are: {valid or 'none'}")
-    return [notebook for notebook in notebooks if notebook.path in chosen]
+    return [notebook for notebook in notebooks if not wanted or any(named(notebook, t) for t in wanted)]
 
 
 def parse_parameter_value(text: str) -> Any:
-    """A ``-p NAME VALUE`` value as Python, the way papermill's ``-p`` reads it.
-
-    Numbers, ``True``/``False``/``None`` (any case), and Python literals (``[1, 2]``,
-    ``'text'``) are read as such; anything else stays a string.
-
-    >>> parse_parameter_value("3"), parse_parameter_value("0.5"), parse_parameter_value("true")
-    (3, 0.5, True)
-    >>> parse_parameter_value("none") is None, parse_parameter_value("cpu")
-    (True, 'cpu')
-    """
+    """A ``-p NAME VALUE`` value as Python: ``3``, ``0.5``, ``[1, 2]``, ``'text'``, and ``True``,
+    ``False``, ``None`` in any case; anything else stays a string. (papermill's own ``-p`` keeps
+    ``true`` or ``[1, 2]`` as strings: here a flag typed ``true`` means True.)"""
     keywords = {"true": True, "false": False, "none": None}
     if text.strip().lower() in keywords:
         return keywords[text.strip().lower()]
@@ -198,217 +115,218 @@ def parse_parameter_value(text: str) -> Any:
         return text
 
 
-def parameters_for(
-    notebooks: Sequence[CourseNotebook], parameters: Sequence[tuple[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    """Which of the ``-p`` parameters each notebook gets: those its parameters cell declares.
+def check_parameters(notebook: CourseNotebook, profile: str, values: dict[str, Any]) -> None:
+    """Refuse, before anything runs, values that the notebook's ``configure`` call would refuse.
 
-    Names match regardless of case (``-p epochs 3`` sets ``EPOCHS``).
-
-    Returns:
-        ``{notebook key: {declared name: value}}``.
-
-    Raises:
-        UsageError: a parameter that the runner sets itself, or that no selected notebook
-            declares; the message lists the parameters each notebook declares.
+    The call is replayed with what its arguments will hold in the notebook: ``profile`` for ``PROFILE``,
+    the ``-p`` values, else the defaults (a call that also uses other names is left to the notebook).
+    Raises UsageError saying why the notebook would stop at its ``configure`` cell.
     """
+    if notebook.configure_call is None:
+        return
+    known: dict[str, Any] = {}
+    for name, default in notebook.parameters.items():
+        with contextlib.suppress(ValueError, SyntaxError):
+            known[name] = profile if name.upper() == "PROFILE" else ast.literal_eval(default)
+    known.update(values)
+
+    def value(node: ast.expr) -> Any:
+        return known[node.id] if isinstance(node, ast.Name) and node.id in known else ast.literal_eval(node)
+
+    try:
+        args = [value(node) for node in notebook.configure_call.args]
+        keywords = {keyword.arg: value(keyword.value) for keyword in notebook.configure_call.keywords}
+        profiles.configure(*args, **keywords)
+    except profiles.ProfileError as error:
+        raise UsageError(f"{notebook.key}: {error}") from None
+    except (ValueError, SyntaxError):  # an argument that is not a parameter nor a literal
+        return
+
+
+@dataclass
+class RunPlan:
+    """Checked arguments: the notebooks, the concrete profile, and the ``-p`` values by notebook."""
+
+    notebooks: list[CourseNotebook]
+    profile: str
+    parameters: dict[str, dict[str, Any]]  # {notebook key: {name as the notebook declares it: value}}
+
+
+def plan_run(
+    notebooks_dir: Path,
+    profile: str = "auto",
+    parameters: Sequence[tuple[str, Any]] = (),
+    only: Iterable[str] = (),
+    timeout_minutes: float | None = None,
+) -> RunPlan:
+    """Check every argument and resolve the profile (``auto`` once, here), before anything runs.
+
+    A ``-p NAME`` goes to every selected notebook whose parameters cell declares ``NAME``, in any case
+    (``-p epochs 3`` sets ``EPOCHS``). Raises UsageError for an unknown profile or notebook, a parameter
+    the runner sets itself or that no notebook declares (listing what each declares), a value that a
+    notebook would refuse, a timeout that is not positive, or no notebooks at all.
+    """
+    try:
+        concrete = profiles.resolve_profile(profile)
+    except profiles.ProfileError as error:
+        raise UsageError(str(error)) from None
+    if timeout_minutes is not None and not timeout_minutes > 0:
+        raise UsageError(f"--timeout must be a positive number of minutes, got {timeout_minutes}")
+    notebooks = select_notebooks(find_notebooks(Path(notebooks_dir)), only)
+    if not notebooks:
+        raise UsageError(f"no numbered notebooks (NN_name.ipynb) in {notebooks_dir}")
     chosen: dict[str, dict[str, Any]] = {notebook.key: {} for notebook in notebooks}
     for name, value in parameters:
         if name.upper() in RUNNER_PARAMETERS:
             raise UsageError(f"-p {name}: {RUNNER_PARAMETERS[name.upper()]}")
-        takers = 0
-        for notebook in notebooks:
-            declared = {declared.upper(): declared for declared in notebook.parameters}
-            if name.upper() in declared:
-                chosen[notebook.key][declared[name.upper()]] = value
-                takers += 1
+        takers = [(n.key, p) for n in notebooks for p in n.parameters if p.upper() == name.upper()]
         if not takers:
-            accepted = "\n".join(
-                f"  {notebook.key}: "
-                + ", ".join(n for n in notebook.parameters if n.upper() not in RUNNER_PARAMETERS)
-                for notebook in notebooks
-            )
-            raise UsageError(f"no notebook declares the parameter {name!r}; they declare:\n{accepted}")
-    return chosen
+            declared = {
+                n.key: [p for p in n.parameters if p.upper() not in RUNNER_PARAMETERS] for n in notebooks
+            }
+            listed = "".join(f"\n  {key}: {', '.join(names)}" for key, names in declared.items())
+            raise UsageError(f"no notebook declares the parameter {name!r}; they declare:{listed}")
+        for key, declared_name in takers:
+            chosen[key][declared_name] = value
+    for notebook in notebooks:
+        check_parameters(notebook, concrete, chosen[notebook.key])
+    return RunPlan(notebooks, concrete, chosen)
 
 
-def check_notebook_parameters(notebook: CourseNotebook, profile: str, values: dict[str, Any]) -> None:
-    """Refuse, before anything runs, values that the notebook's ``configure`` call would refuse.
+@dataclass
+class NotebookResult:
+    """How one notebook ended. ``error`` (None if it did not stop) holds ``cell_index`` (in the notebook
+    as written; None before the first cell), ``execution_count``, ``source`` (the cell's first line),
+    ``ename`` and ``evalue``; ``files`` are relative to the run folder."""
 
-    Only notebooks that have a recipe in :data:`course_utils.recipes.RECIPES` are checked;
-    the check calls :func:`course_utils.profiles.configure` with the profile and the
-    parameters the notebook will get, exactly as its ``configure`` cell will.
+    notebook: str
+    status: str = NOT_RUN  # also in the summary written before each notebook, for those not reached yet
+    seconds: float | None = None
+    error: dict[str, Any] | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] | None = None
+    files: dict[str, str] = field(default_factory=dict)
 
-    Raises:
-        UsageError: the notebook would stop at its ``configure`` cell; says why.
+    def stopped_at(self, limit: int) -> str:
+        """Where it stopped: ``cell index 4 (In [5]): `its first line``` (cut to ``limit``)."""
+        error = self.error
+        if error is None or error["cell_index"] is None:
+            return "before the first cell"
+        count = f" (In [{error['execution_count']}])" if error["execution_count"] else ""
+        return f"cell index {error['cell_index']}{count}: `{shorten(error['source'], limit)}`"
+
+
+def stop_status(stop: BaseException, timeout_minutes: float | None) -> tuple[str, str, str]:
+    """The status, name and message for what stopped a notebook: the runner's one error mapping."""
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    if isinstance(stop, KeyboardInterrupt):
+        return INTERRUPTED, "KeyboardInterrupt", "stopped by Ctrl-C"
+    if isinstance(stop, CellTimeoutError):
+        return TIMEOUT, "Timeout", f"the notebook ran longer than --timeout {timeout_minutes:g} min"
+    if isinstance(stop, CellExecutionError):  # an exception in the notebook's own code
+        return FAILED, stop.ename, stop.evalue
+    if isinstance(stop, DeadKernelError):
+        return FAILED, "DeadKernelError", f"{stop} (out of memory? killed?)"
+    return FAILED, type(stop).__name__, str(stop)  # e.g. a kernel that does not start
+
+
+def execute_notebook(
+    path: Path,
+    *,
+    parameters: dict[str, Any] | None = None,
+    environment: dict[str, str] | None = None,
+    timeout_minutes: float | None = None,
+    progress: str = "lines",
+    log_output: bool = False,
+) -> tuple[Any, NotebookResult]:
+    """Execute the notebook ``path`` top to bottom in a fresh kernel of this Python; write nothing.
+
+    The kernel runs in the notebook's folder and is stopped at the end: also after a failure, past
+    the deadline (``timeout_minutes`` for the whole notebook), or after Ctrl-C (caught: ``interrupted``).
+    ``parameters`` go in a cell tagged ``injected-parameters`` after the one tagged ``parameters``, as
+    papermill does (None: run the notebook as written); ``environment`` is added to this process's.
+    ``progress``: ``lines`` (a line per cell), ``bar`` (on stderr) or ``none``; ``log_output``: also
+    print what the cells print. Returns the executed notebook (nbformat) and how it ended.
     """
-    if notebook.key not in RECIPES:
-        return
-    arguments: dict[str, Any] = {}
-    knobs: dict[str, Any] = {}
-    recipe_names = set(RECIPES[notebook.key][CONCRETE_PROFILES[0]])
-    for name, value in values.items():
-        if name.upper() in CONFIGURE_ARGUMENTS:
-            arguments[CONFIGURE_ARGUMENTS[name.upper()]] = value
-        elif name.lower() in recipe_names:
-            knobs[name.lower()] = value
+    import nbformat
+    import zmq
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+    from tqdm import tqdm
+
+    notebook = nbformat.read(str(path), as_version=4)
+    for cell in notebook.cells:  # a failed run must not show old outputs below the failure
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    injected = len(notebook.cells) + 1  # the injected cell's index; past the end when there is none
+    if parameters is not None:
+        tags = [cell.metadata.get("tags", []) for cell in notebook.cells]
+        injected = next((i + 1 for i, cell_tags in enumerate(tags) if "parameters" in cell_tags), 0)
+        # Strings in double quotes, as papermill writes them; everything else as Python writes it.
+        values = {name: json.dumps(v) if isinstance(v, str) else repr(v) for name, v in parameters.items()}
+        source = "# Parameters" + "".join(f"\n{name} = {value}" for name, value in values.items())
+        tagged = {"tags": ["injected-parameters"]}
+        notebook.cells.insert(injected, nbformat.v4.new_code_cell(source, metadata=tagged))
+    to_run = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code" and cell.source.strip()]
+    own = [i for i in to_run if i != injected]  # the notebook's own cells, reported by their index as written
+
+    class Client(NotebookClient):
+        def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
+            if log_output and msg["msg_type"] == "stream":
+                echo = sys.stderr if msg["content"]["name"] == "stderr" else sys.stdout
+                print(msg["content"]["text"], end="", file=echo, flush=True)
+            return super().output(outs, msg, display_id, cell_index)
+
+    # No kernelspec folders to search: jupyter_client starts ipykernel's own spec, which runs
+    # sys.executable, not a "python3" spec that another environment installed. Encrypted
+    # (CurveZMQ) when possible: nobody else on the machine can read or inject code.
+    kernel = AsyncKernelManager(
+        kernel_name="python3",
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[]),
+        transport_encryption="auto" if zmq.has("curve") else "disabled",
+    )
+    deadline = time.monotonic() + 60 * (timeout_minutes or 0)
+    client = Client(
+        notebook,
+        km=kernel,
+        # Each cell gets what is left of the notebook's time (nbclient reads 0 as "no limit").
+        timeout_func=(lambda cell: max(deadline - time.monotonic(), 0.01)) if timeout_minutes else None,
+        record_timing=False,  # no timestamps in the cells' metadata
+        shutdown_kernel="immediate",  # after a timeout or Ctrl-C the kernel may still be busy
+    )
+    result, index = NotebookResult(path.stem, OK), None
+    bar = tqdm(total=len(to_run), desc=path.stem, unit="cell", disable=progress != "bar", file=sys.stderr)
+    start = time.perf_counter()
     try:
-        configure(notebook.key, profile, **arguments, **knobs)
-    except ProfileError as error:
-        raise UsageError(f"{notebook.key}: {error}") from None
-
-
-# --------------------------------------------------------------------------------------
-# The kernel and its environment
-# --------------------------------------------------------------------------------------
-
-
-def kernel_executable(kernel_name: str = KERNEL_NAME) -> str | None:
-    """The Python executable that the kernel ``kernel_name`` would start, or None if there is none.
-
-    jupyter_client starts ``sys.executable`` for a kernelspec whose command is plain
-    ``python``/``python3``/``python3.X`` (as ipykernel's own spec is), else the command as written.
-    """
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    try:
-        spec = KernelSpecManager().get_kernel_spec(kernel_name)
-    except NoSuchKernel:
-        return None
-    command = spec.argv[0] if spec.argv else ""
-    version = sys.version_info
-    if command in {"python", f"python{version[0]}", f"python{version[0]}.{version[1]}"}:
-        return sys.executable
-    return shutil.which(command) or command
-
-
-def runs_this_python(executable: str | None) -> bool:
-    """Whether ``executable`` is a Python of this environment (the same ``bin/`` folder as ours).
-
-    Symbolic links are deliberately not resolved: a virtual environment's ``python`` links
-    to the system's, but only the link gives the environment's packages.
-    """
-    if not executable:
-        return False
-    return Path(os.path.abspath(executable)).parent == Path(os.path.abspath(sys.executable)).parent
-
-
-@contextlib.contextmanager
-def this_python_kernel(kernel_name: str = KERNEL_NAME) -> Iterator[str]:
-    """Make sure that the kernel ``kernel_name`` starts this Python (with this course's packages).
-
-    When the kernelspec found under that name starts another Python (a spec installed by
-    another environment, earlier on the Jupyter path), a spec for ``sys.executable`` is
-    written to a temporary folder that goes first on ``JUPYTER_PATH`` for the duration.
-
-    Yields:
-        The kernel name to execute with.
-    """
-    if runs_this_python(kernel_executable(kernel_name)):
-        yield kernel_name
-        return
-    with tempfile.TemporaryDirectory(prefix="course-kernel-") as folder:
-        spec_dir = Path(folder) / "kernels" / kernel_name
-        spec_dir.mkdir(parents=True)
-        spec = {
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": f"Python 3 ({sys.prefix})",
-            "language": "python",
+        kernel_env = {**os.environ, **(environment or {})}
+        with bar, client.setup_kernel(cwd=str(path.parent), env=kernel_env, cleanup_kc=True):
+            info = client.wait_for_reply(client.kc.kernel_info())
+            notebook.metadata.language_info = info["content"]["language_info"]
+            for count, index in enumerate(to_run, start=1):
+                if progress == "lines" and index in own:
+                    cell = f"cell {own.index(index) + 1}/{len(own)} (index {index - (index > injected)})"
+                    print(f"    {cell}: {shorten(first_line(notebook.cells[index].source), 70)}", flush=True)
+                client.execute_cell(notebook.cells[index], index, execution_count=count)
+                bar.update()
+    except (Exception, KeyboardInterrupt) as stop:
+        result.status, ename, evalue = stop_status(stop, timeout_minutes)
+        cell = notebook.cells[index] if index is not None else {}
+        result.error = {
+            "cell_index": None if index is None else index - (index > injected),
+            "execution_count": cell.get("execution_count"),
+            "source": first_line(cell.get("source", "")),
+            "ename": ename,
+            "evalue": shorten(str(evalue).strip(), MESSAGE_LIMIT),  # the notebook keeps the traceback
         }
-        (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
-        previous = os.environ.get("JUPYTER_PATH")
-        with environment(JUPYTER_PATH=os.pathsep.join(p for p in (folder, previous) if p)):
-            yield kernel_name
+    result.seconds = round(time.perf_counter() - start, 2)
+    return notebook, result
 
 
-@contextlib.contextmanager
-def environment(**values: str | None) -> Iterator[None]:
-    """Set (or, with None, remove) environment variables for the duration, then restore them.
-
-    Kernels inherit this process's environment, so this is how the runner talks to them.
-    """
-    saved = {name: os.environ.get(name) for name in values}
-    try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def kernel_environment(output_dir: Path, profile: str | None = None) -> dict[str, str | None]:
-    """The environment variables every batch kernel gets.
-
-    Text progress bars (widgets do not render in a saved notebook or a terminal), a
-    headless Matplotlib, the output folder for notebooks that do not take ``OUTPUT_DIR``,
-    and the profile that ``PROFILE = "auto"`` resolves to.
-    """
-    values: dict[str, str | None] = {
-        "COURSE_PROGRESS": "text",
-        "MPLBACKEND": "Agg",
-        OUTPUT_ENV: str(output_dir),
-    }
-    if profile is not None:
-        values[PROFILE_ENV] = profile
-    return values
-
-
-class CellTracker:
-    """An nbclient ``on_cell_start`` hook: remembers the cell that runs, and may print a line for it.
-
-    The index it reports is the cell's index in the *source* notebook: the cell papermill
-    injects after the parameters cell is not counted.
-    """
-
-    def __init__(self, total_code_cells: int = 0, stream: TextIO | None = None) -> None:
-        self.total = total_code_cells
-        self.stream = stream
-        self.code_cells_started = 0
-        self.injected_index: int | None = None
-        self.cell_index: int | None = None
-        self.source_first_line = ""
-
-    def source_index(self, executed_index: int) -> int:
-        """A cell's index in the notebook as written, from its index in the executed notebook."""
-        injected_before = self.injected_index is not None and self.injected_index < executed_index
-        return executed_index - 1 if injected_before else executed_index
-
-    def __call__(self, cell: Any, cell_index: int) -> None:
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
-            self.injected_index = cell_index  # papermill's cell: not one of the notebook's own
-            return
-        if cell.get("cell_type") != "code" or not cell.get("source", "").strip():
-            return
-        self.code_cells_started += 1
-        self.cell_index = self.source_index(cell_index)
-        self.source_first_line = first_line(cell["source"])
-        if self.stream is not None:
-            of_total = f"/{self.total}" if self.total else ""
-            print(
-                f"    cell {self.code_cells_started}{of_total} (index {self.cell_index}): "
-                f"{shorten(self.source_first_line, 70)}",
-                file=self.stream,
-                flush=True,
-            )
-
-    def describe(self) -> str:
-        """``cell index 7: `first line``` for messages, or a placeholder before any cell ran."""
-        if self.cell_index is None:
-            return "before the first cell (kernel start-up)"
-        return f"cell index {self.cell_index}: `{shorten(self.source_first_line, 80)}`"
-
-
-def first_line(source: str | list[str]) -> str:
+def first_line(source: str) -> str:
     """The first non-blank line of a cell's source."""
-    text = "".join(source) if isinstance(source, list) else source
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return next((line.strip() for line in source.splitlines() if line.strip()), "")
 
 
 def shorten(text: str, limit: int) -> str:
@@ -416,100 +334,20 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def count_code_cells(path: Path) -> int:
-    """The number of non-empty code cells of a notebook."""
-    import nbformat
-
-    notebook = nbformat.read(str(path), as_version=4)
-    return sum(1 for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip())
-
-
-def kernel_config() -> Any:
-    """Configuration for the kernel managers: encrypt the kernel's connection when possible.
-
-    The kernel listens on local TCP ports; with CurveZMQ keys provisioned by the manager
-    nobody else on the machine can read or inject code, and ipykernel does not print its
-    "running over TCP without encryption" warning for every notebook.
-    """
-    import zmq
-    from traitlets.config import Config
-
-    config = Config()
-    if zmq.has("curve"):
-        config.KernelManager.transport_encryption = "auto"  # used when the kernelspec supports it
-    return config
-
-
-def deadline_timeout(deadline: float | None) -> Callable[[Any], float | None] | None:
-    """An nbclient ``timeout_func`` that gives each cell what is left of the notebook's time."""
-    if deadline is None:
-        return None
-    # nbclient reads 0 as "no limit": never hand it less than a hundredth of a second.
-    return lambda cell: max(deadline - time.monotonic(), 0.01)
-
-
-def export_html(notebook_path: Path) -> Path:
-    """Write ``<name>.html`` beside the notebook (nbconvert's HTML exporter) and return its path."""
-    from nbconvert import HTMLExporter
-
-    body, _ = HTMLExporter().from_filename(str(notebook_path))
-    html_path = notebook_path.with_suffix(".html")
-    html_path.write_text(body, encoding="utf-8")
-    return html_path
-
-
-def display_path(path: Path) -> str:
-    """``path`` relative to the current folder when it lies below it (shorter, and no machine paths)."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-# --------------------------------------------------------------------------------------
-# Results and the summary
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class NotebookResult:
-    """What happened to one notebook of a run.
-
-    Attributes:
-        notebook: its key (``"02_lenet5_mnist"``).
-        status: ``ok``, ``failed``, ``timeout``, ``interrupted``, ``not run`` (or ``pending``).
-        seconds: wall-clock time, kernel start-up included.
-        parameters: the parameters it was given.
-        metrics: what it wrote to ``<run folder>/<notebook>/metrics.json`` (None if nothing).
-        error: where and why it stopped: ``cell_index`` (in the source notebook),
-            ``execution_count``, ``source``, ``ename``, ``evalue`` (None when it did not fail).
-        files: the executed notebook and its HTML, relative to the run folder.
-    """
-
-    notebook: str
-    status: str = PENDING
-    seconds: float | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    files: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "notebook": self.notebook,
-            "status": self.status,
-            "seconds": None if self.seconds is None else round(self.seconds, 2),
-            "minutes": None if self.seconds is None else round(self.seconds / 60, 2),
-            "parameters": self.parameters,
-            "metrics": self.metrics,
-            "error": self.error,
-            "files": self.files,
-        }
+def report_outcome(result: NotebookResult) -> None:
+    """Print how a notebook ended: ``ok in …``, or its status, cell, and the exception's name and message."""
+    took = f"{result.seconds:.1f} s ({result.seconds / 60:.2f} min)"
+    if result.status == OK:
+        print(f"    ok in {took}", flush=True)
+        return
+    print(f"    {result.status.upper()} after {took}: {result.notebook}, {result.stopped_at(80)}")
+    message = result.error["evalue"].replace("\n", "\n      ")
+    print(f"    {result.error['ename']}: {message}", flush=True)
 
 
 @dataclass
 class RunReport:
-    """A batch run of the course: where it went, with what, and how each notebook ended."""
+    """A batch execution of the course: where it went, with what, and how each notebook ended."""
 
     run_dir: Path
     profile: str
@@ -518,206 +356,97 @@ class RunReport:
     results: list[NotebookResult]
     started: datetime
     finished: datetime | None = None
-    interrupted: bool = False
+    interrupted: bool = False  # by a Ctrl-C between two notebooks
+
+    HEADER = ("notebook", "status", "minutes", "test accuracy", "parameters", "device", "profile")
+    ALIGN = "llrrrll"
 
     @property
     def exit_code(self) -> int:
         """0 when every notebook succeeded, 130 after Ctrl-C, else 1."""
-        if self.interrupted:
+        if self.interrupted or any(result.status == INTERRUPTED for result in self.results):
             return EXIT_INTERRUPTED
         return EXIT_OK if all(result.status == OK for result in self.results) else EXIT_FAILED
 
     def to_dict(self) -> dict[str, Any]:
-        import torch
-
+        notebooks = [asdict(r) | {"minutes": r.seconds and round(r.seconds / 60, 2)} for r in self.results]
         return {
             "run": self.run_dir.name,
             "profile": self.profile,
             "requested_profile": self.requested_profile,
             "parameters": self.parameters,
             "started": self.started.isoformat(timespec="seconds"),
-            "finished": None if self.finished is None else self.finished.isoformat(timespec="seconds"),
+            "finished": self.finished and self.finished.isoformat(timespec="seconds"),
             "exit_code": self.exit_code,
-            "environment": {
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "platform": platform.platform(),
-                "cpus": os.cpu_count(),
-            },
-            "notebooks": [result.to_dict() for result in self.results],
+            "environment": describe_environment(),  # what the timings were taken on
+            "notebooks": notebooks,
         }
 
     def rows(self) -> list[list[str]]:
-        """The summary table: notebook, status, minutes, test accuracy, parameters, device, profile."""
+        """The summary table: a row of text per notebook, blank where a value is missing."""
         rows = []
         for result in self.results:
             metrics = result.metrics or {}
-            rows.append(
-                [
-                    result.notebook,
-                    result.status,
-                    "" if result.seconds is None else f"{result.seconds / 60:.2f}",
-                    format_accuracy(metrics.get("test_accuracy")),
-                    format_count(metrics.get("parameters")),
-                    str(metrics.get("device", "")),
-                    str(metrics.get("profile", "")),
-                ]
-            )
+            accuracy, count = metrics.get("test_accuracy"), metrics.get("parameters")  # a fraction; an int
+            minutes = "" if result.seconds is None else f"{result.seconds / 60:.2f}"
+            accuracy = f"{100 * accuracy:.2f} %" if isinstance(accuracy, (int, float)) else ""
+            count = f"{count:,}" if isinstance(count, int) else ""
+            device, profile = str(metrics.get("device", "")), str(metrics.get("profile", ""))
+            rows.append([result.notebook, result.status, minutes, accuracy, count, device, profile])
         return rows
-
-    HEADER = ("notebook", "status", "minutes", "test accuracy", "parameters", "device", "profile")
 
     def to_text(self) -> str:
         """The summary table as aligned plain text, for the terminal."""
-        table = [list(self.HEADER), *self.rows()]
-        widths = [max(len(row[i]) for row in table) for i in range(len(self.HEADER))]
-        right = {2, 3, 4}  # numbers align right
-        lines = [
-            "  ".join(
-                cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))
-            )
-            for row in table
-        ]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(line.rstrip() for line in lines)
+        return format_table(self.rows(), self.HEADER, align=self.ALIGN)
 
     def to_markdown(self) -> str:
-        """The summary as Markdown: a table, then each notebook's error or other metrics."""
+        """The summary as Markdown: the table, then each notebook's error and other metrics."""
+        from_auto = f" (from `{self.requested_profile}`)" if self.requested_profile != self.profile else ""
+        given = f", parameters `{self.parameters}`" if self.parameters else ""
         lines = [
-            f"# Course run {self.run_dir.name}",
-            "",
-            f"Profile **{self.profile}**"
-            + (f" (from `{self.requested_profile}`)" if self.requested_profile != self.profile else "")
-            + (f", parameters `{self.parameters}`" if self.parameters else "")
-            + f"; started {self.started:%Y-%m-%d %H:%M:%S}.",
-            "",
+            f"# Course run {self.run_dir.name}\n",
+            f"Profile **{self.profile}**{from_auto}{given}; started {self.started:%Y-%m-%d %H:%M:%S}.\n",
             "| " + " | ".join(self.HEADER) + " |",
-            "| " + " | ".join("---:" if i in (2, 3, 4) else "---" for i in range(len(self.HEADER))) + " |",
+            "| " + " | ".join("---:" if side == "r" else "---" for side in self.ALIGN) + " |",
         ]
         for row, result in zip(self.rows(), self.results):
-            if result.files.get("html"):
-                row[0] = f"[{row[0]}]({result.files['html']})"
+            row[0] = f"[{row[0]}]({result.files['html']})" if "html" in result.files else row[0]
             lines.append("| " + " | ".join(cell or " " for cell in row) + " |")
         for result in self.results:
-            if result.error:
-                lines += [
-                    "",
-                    f"**{result.notebook}** stopped at cell index {result.error.get('cell_index')}: "
-                    f"`{shorten(result.error.get('source', ''), 100)}`",
-                    "",
-                    "```",
-                    f"{result.error.get('ename')}: "
-                    + shorten(str(result.error.get("evalue", "")), _EVALUE_LIMIT),
-                    "```",
-                ]
-            scalars = {
-                name: value
+            if error := result.error:
+                message = f"```\n{error['ename']}: {error['evalue']}\n```"
+                lines.append(f"\n**{result.notebook}** stopped at {result.stopped_at(100)}\n\n{message}")
+            listed = [
+                f"{name} = {value:.4g}" if isinstance(value, float) else f"{name} = {value}"
                 for name, value in (result.metrics or {}).items()
                 if isinstance(value, (int, float, str)) and name not in ("notebook", "written")
-            }
-            if scalars:
-                listed = ", ".join(f"{name} = {format_scalar(value)}" for name, value in scalars.items())
-                lines += ["", f"{result.notebook} metrics: {listed}"]
-        lines.append("")
-        return "\n".join(lines)
+            ]
+            if listed:
+                lines.append(f"\n{result.notebook} metrics: {', '.join(listed)}")
+        return "\n".join(lines) + "\n"
 
     def write(self) -> None:
         """Write ``summary.json`` and ``summary.md`` into the run folder."""
-        (self.run_dir / "summary.json").write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
-        (self.run_dir / "summary.md").write_text(self.to_markdown(), encoding="utf-8")
-
-
-def format_accuracy(value: Any) -> str:
-    """A test accuracy as a percentage (fractions ≤ 1 are scaled by 100); blank when absent."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return ""
-    return f"{100 * value if value <= 1 else value:.2f} %"
-
-
-def format_count(value: Any) -> str:
-    """A whole number with thousands separators; blank when absent."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        return ""
-    return f"{value:,}"
-
-
-def format_scalar(value: Any) -> str:
-    """A metric for the Markdown summary: floats to 4 significant digits."""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def read_metrics(run_dir: Path, key: str) -> dict[str, Any] | None:
-    """``<run folder>/<notebook>/metrics.json``, or None when the notebook wrote none (or a broken one)."""
-    path = run_dir / key / METRICS_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+        atomic_write(self.run_dir / "summary.json", json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        atomic_write(self.run_dir / "summary.md", self.to_markdown())
 
 
 def new_run_dir(runs_dir: Path, profile: str, now: datetime) -> Path:
     """Create ``runs_dir/<YYYYmmdd-HHMMSS>-<profile>`` (``-2``, ``-3``, … if it exists)."""
-    base = f"{now:%Y%m%d-%H%M%S}-{profile}"
-    for attempt in range(1, 1000):
-        candidate = runs_dir / (base if attempt == 1 else f"{base}-{attempt}")
-        try:
-            candidate.mkdir(parents=True)
-            return candidate
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a run folder under {runs_dir}")
+    name, attempt = f"{now:%Y%m%d-%H%M%S}-{profile}", 1
+    while True:
+        folder = runs_dir / (name if attempt == 1 else f"{name}-{attempt}")
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(parents=True)
+            return folder
+        attempt += 1
 
 
-# --------------------------------------------------------------------------------------
-# Running the course (papermill)
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class RunPlan:
-    """Checked arguments of a run: nothing has run yet when this exists."""
-
-    notebooks: list[CourseNotebook]
-    profile: str
-    requested_profile: str
-    parameters: dict[str, dict[str, Any]]
-    given: dict[str, Any]
-
-
-def plan_run(
-    notebooks_dir: Path,
-    profile: str = "auto",
-    parameters: Sequence[tuple[str, Any]] = (),
-    only: Iterable[str] = (),
-) -> RunPlan:
-    """Check every argument of a run and resolve the profile, before anything runs.
-
-    Raises:
-        UsageError: an unknown profile, notebook or parameter, a parameter value that a
-            notebook would refuse, or no notebooks at all.
-    """
-    if profile not in PROFILES:
-        raise UsageError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
-    if not notebooks_dir.is_dir():
-        raise UsageError(f"no notebooks folder {notebooks_dir}")
-    notebooks = select_notebooks(find_notebooks(notebooks_dir), only)
-    if not notebooks:
-        raise UsageError(f"no numbered notebooks (NN_name.ipynb) in {notebooks_dir}")
-    try:
-        concrete = resolve_profile(profile)
-    except ProfileError as error:
-        raise UsageError(str(error)) from None
-    per_notebook = parameters_for(notebooks, parameters)
-    for notebook in notebooks:
-        check_notebook_parameters(notebook, concrete, per_notebook[notebook.key])
-    return RunPlan(
-        notebooks, concrete, profile, per_notebook, {name.upper(): value for name, value in parameters}
-    )
-
-
-def run_course(
+def run_notebooks(
     notebooks_dir: Path | None = None,
-    runs_dir: Path | None = None,
+    target_dir: Path | None = None,
+    *,
+    in_place: bool = False,
     profile: str = "auto",
     parameters: Sequence[tuple[str, Any]] = (),
     only: Iterable[str] = (),
@@ -725,405 +454,99 @@ def run_course(
     keep_going: bool = False,
     progress: str = "auto",
     log_output: bool = False,
-    stream: TextIO | None = None,
 ) -> RunReport:
-    """Execute the course's notebooks in order into a new run folder, and summarise.
+    """Execute the course's notebooks in order with :func:`execute_notebook`, and summarise.
 
-    Args:
-        notebooks_dir: where the notebooks are (default: ``notebooks/`` of the repository).
-        runs_dir: where run folders go (default: ``runs/`` of the repository).
-        profile: ``auto``, ``smoke``, ``quick`` or ``full``; ``auto`` is resolved once, here.
-        parameters: ``(NAME, value)`` pairs, given to every notebook that declares ``NAME``.
-        only: a subset of notebooks, by number prefix or name (see :func:`select_notebooks`).
-        timeout_minutes: per notebook; past it the notebook is stopped and marked ``timeout``.
-        keep_going: run the remaining notebooks after a failure (default: mark them ``not run``).
-        progress: ``bar`` (papermill's cell progress bar), ``lines`` (a line per cell),
-            ``none``, or ``auto`` (a bar on a terminal, lines otherwise).
-        log_output: also stream each notebook's printed output to the terminal.
-        stream: where to print (default ``sys.stdout``).
-
-    Returns:
-        The report, also written as ``summary.json`` and ``summary.md`` in the run folder.
-        After Ctrl-C the report has ``interrupted`` set (exit status 130).
-
-    Raises:
-        UsageError: bad arguments, before anything runs.
+    ``run`` (the default): each notebook gets ``PROFILE``, ``OUTPUT_DIR`` and its ``-p`` values in a
+    cell after its ``parameters`` cell and is kept, with its HTML, in a new folder of ``target_dir``
+    (default ``runs/``), ``<YYYYmmdd-HHMMSS>-<profile>/``, beside the ``<notebook>/metrics.json`` it
+    writes (04 finds there the checkpoint 03 wrote) and ``summary.json`` / ``summary.md`` (written
+    before each notebook and at the end). ``in_place`` (``outputs``): the notebooks run as written
+    (``PROFILE = "auto"`` reads ``COURSE_PROFILE``); one that ran to the end is written back, one that
+    stopped is left unchanged and its execution kept as ``failed-<name>.ipynb`` in ``target_dir``
+    (``COURSE_OUTPUT_DIR``, default ``outputs/``). Every kernel gets ``COURSE_PROFILE`` (resolved once),
+    ``COURSE_OUTPUT_DIR``, text progress bars (a widget does not render in a saved notebook) and a
+    headless Matplotlib. ``keep_going``: go on after a notebook stops (default: the rest are ``not
+    run``); ``progress="auto"``: a bar on a terminal.
     """
-    stream = stream or sys.stdout
-    notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else default_notebooks_dir()
-    runs_dir = Path(runs_dir) if runs_dir is not None else project_root() / "runs"
-    if timeout_minutes is not None and not timeout_minutes > 0:
-        raise UsageError(f"--timeout must be a positive number of minutes, got {timeout_minutes}")
-    if progress not in ("auto", "bar", "lines", "none"):
-        raise UsageError(f"unknown progress style {progress!r}; use auto, bar, lines or none")
-    plan = plan_run(notebooks_dir, profile, parameters, only)
-    if progress == "auto":
-        progress = "bar" if sys.stderr.isatty() else "lines"
-
+    if in_place and parameters:
+        raise UsageError("the stored outputs come from the notebooks as written: no -p parameters")
+    plan = plan_run(notebooks_dir or project_root() / "notebooks", profile, parameters, only, timeout_minutes)
     started = datetime.now()
-    run_dir = new_run_dir(runs_dir.absolute(), plan.profile, started)
-    report = RunReport(
-        run_dir=run_dir,
-        profile=plan.profile,
-        requested_profile=plan.requested_profile,
-        parameters=plan.given,
-        results=[NotebookResult(n.key, parameters=plan.parameters[n.key]) for n in plan.notebooks],
-        started=started,
-    )
-    print(
-        f"Running {len(plan.notebooks)} notebook(s) with profile {plan.profile}"
-        + (f" (from {plan.requested_profile})" if plan.requested_profile != plan.profile else "")
-        + f" into {display_path(run_dir)}",
-        file=stream,
-        flush=True,
-    )
-    report.write()
-    running: NotebookResult | None = None  # the notebook that Ctrl-C would interrupt
+    target_dir = Path(target_dir or project_root() / ("outputs" if in_place else "runs")).absolute()
+    output_dir = target_dir if in_place else new_run_dir(target_dir, plan.profile, started)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    results = [NotebookResult(n.key, parameters=plan.parameters[n.key]) for n in plan.notebooks]
+    given = {name.upper(): value for name, value in parameters}
+    report = RunReport(output_dir, plan.profile, profile, given, results, started)
+    environment = {"COURSE_PROGRESS": "text", "MPLBACKEND": "Agg", profiles.OUTPUT_ENV: str(output_dir)}
+    environment[profiles.PROFILE_ENV] = plan.profile
+    runner = {"PROFILE": plan.profile, "OUTPUT_DIR": str(output_dir)}
+    from_auto = f" (from {profile})" if profile != plan.profile else ""
+    into = "in place" if in_place else f"into {display_path(output_dir, outside='absolute')}"
+    print(f"Running {len(results)} notebook(s) with profile {plan.profile}{from_auto} {into}")
+    print("on " + ", ".join(f"{name} {value}" for name, value in describe_environment().items()), flush=True)
+    progress = ("bar" if sys.stderr.isatty() else "lines") if progress == "auto" else progress
     try:
-        with (
-            this_python_kernel() as kernel_name,
-            environment(**kernel_environment(run_dir, plan.profile)),
-        ):
-            for position, (notebook, result) in enumerate(zip(plan.notebooks, report.results), start=1):
-                print(
-                    f"[{position}/{len(plan.notebooks)}] {notebook.key} ({plan.profile}) ...",
-                    file=stream,
-                    flush=True,
-                )
-                running = result
-                _execute_with_papermill(
-                    notebook,
-                    result,
-                    run_dir,
-                    plan,
-                    kernel_name=kernel_name,
-                    timeout_minutes=timeout_minutes,
-                    progress=progress,
-                    log_output=log_output,
-                    stream=stream,
-                )
-                _finish_notebook(result, run_dir, stream)
-                running = None
+        for position, (notebook, result) in enumerate(zip(plan.notebooks, results), start=1):
+            if not in_place:
                 report.write()
-                if result.status != OK and not keep_going:
-                    break
-    except KeyboardInterrupt:
+            print(f"[{position}/{len(results)}] {notebook.key} ({plan.profile}) ...", flush=True)
+            # The runner's own parameters, for a notebook that declares them, then the -p values.
+            declared = {name: runner[name.upper()] for name in notebook.parameters if name.upper() in runner}
+            executed, outcome = execute_notebook(
+                notebook.path,
+                parameters=None if in_place else declared | result.parameters,
+                environment=environment,
+                timeout_minutes=timeout_minutes,
+                progress=progress,
+                log_output=log_output,
+            )
+            result.status, result.seconds, result.error = outcome.status, outcome.seconds, outcome.error
+            report_outcome(result)
+            keep(notebook, result, executed, output_dir, in_place)
+            if result.status == INTERRUPTED or (result.status != OK and not keep_going):
+                break
+    except KeyboardInterrupt:  # between two notebooks, or while one was being kept
         report.interrupted = True
-        if running is not None:
-            running.status = INTERRUPTED
-            print(f"\n    Ctrl-C: stopped {running.notebook}", file=stream, flush=True)
-            with contextlib.suppress(Exception, KeyboardInterrupt):
-                _finish_notebook(running, run_dir, stream)
-    for result in report.results:
-        if result.status == PENDING:
-            result.status = NOT_RUN
     report.finished = datetime.now()
-    report.write()
-    print("", file=stream)
-    print(report.to_text(), file=stream)
-    print(f"\nSummary: {display_path(run_dir / 'summary.md')} (and summary.json)", file=stream, flush=True)
+    print(f"\n{report.to_text()}")
+    if not in_place:
+        report.write()
+        print(f"\nSummary: {display_path(output_dir / 'summary.md', outside='absolute')}")
+    sys.stdout.flush()
     return report
 
 
-def _execute_with_papermill(
-    notebook: CourseNotebook,
-    result: NotebookResult,
-    run_dir: Path,
-    plan: RunPlan,
-    *,
-    kernel_name: str,
-    timeout_minutes: float | None,
-    progress: str,
-    log_output: bool,
-    stream: TextIO,
+def keep(
+    notebook: CourseNotebook, result: NotebookResult, executed: Any, output_dir: Path, in_place: bool
 ) -> None:
-    """Execute one notebook with papermill; fill in ``result``'s status, time and error.
-
-    KeyboardInterrupt propagates (after the time is recorded); papermill has saved the
-    partly executed notebook by then.
-    """
-    import papermill
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
-    output_path = run_dir / f"{notebook.key}.ipynb"
-    values: dict[str, Any] = dict(result.parameters)
-    declared = {name.upper(): name for name in notebook.parameters}
-    if "PROFILE" in declared:
-        values[declared["PROFILE"]] = plan.profile
-    if "OUTPUT_DIR" in declared:
-        values[declared["OUTPUT_DIR"]] = str(run_dir)
-    tracker = CellTracker(count_code_cells(notebook.path), stream if progress == "lines" else None)
-    deadline = None if timeout_minutes is None else time.monotonic() + 60 * timeout_minutes
-    result.files["notebook"] = output_path.name
-    start = time.perf_counter()
-    try:
-        papermill.execute_notebook(
-            str(notebook.path),
-            str(output_path),
-            parameters=values,
-            kernel_name=kernel_name,
-            cwd=str(notebook.path.parent),
-            progress_bar=progress == "bar",
-            stdout_file=stream if log_output else None,
-            stderr_file=sys.stderr if log_output else None,
-            on_cell_start=tracker,
-            timeout_func=deadline_timeout(deadline),
-            config=kernel_config(),
-            # Stop the kernel at once when done: after a timeout or Ctrl-C it may still be busy,
-            # and a graceful shutdown would wait for it (and print its complaints).
-            shutdown_kernel="immediate",
-        )
-        result.status = OK
-    except PapermillExecutionError as error:
-        result.status = FAILED
-        result.error = {
-            "cell_index": tracker.source_index(error.cell_index),
-            "execution_count": error.exec_count,
-            "source": first_line(error.source),
-            "ename": error.ename,
-            "evalue": error.evalue,
-        }
-    except CellTimeoutError:
-        result.status = TIMEOUT
-        result.error = {
-            "cell_index": tracker.cell_index,
-            "source": tracker.source_first_line,
-            "ename": "Timeout",
-            "evalue": f"the notebook ran longer than --timeout {timeout_minutes:g} min",
-        }
-    except DeadKernelError as error:
-        result.status = FAILED
-        result.error = {
-            "cell_index": tracker.cell_index,
-            "source": tracker.source_first_line,
-            "ename": "DeadKernelError",
-            "evalue": f"{error} (out of memory? killed?)",
-        }
-    except Exception as error:  # e.g. a notebook that cannot be read, or a kernel that will not start
-        result.status = FAILED
-        result.error = {
-            "cell_index": tracker.cell_index,
-            "source": tracker.source_first_line,
-            "ename": type(error).__name__,
-            "evalue": str(error),
-        }
-    finally:
-        result.seconds = time.perf_counter() - start
-        if result.error is None and result.status == PENDING:  # KeyboardInterrupt: the caller marks it
-            result.error = {
-                "cell_index": tracker.cell_index,
-                "source": tracker.source_first_line,
-                "ename": "KeyboardInterrupt",
-                "evalue": "stopped by Ctrl-C",
-            }
-
-
-def _finish_notebook(result: NotebookResult, run_dir: Path, stream: TextIO) -> None:
-    """Collect the notebook's metrics, export its HTML, and say how it ended."""
-    result.metrics = read_metrics(run_dir, result.notebook)
-    executed = run_dir / f"{result.notebook}.ipynb"
-    if executed.is_file():
-        try:
-            result.files["html"] = export_html(executed).name
-        except Exception as error:  # the notebook stays readable in Jupyter; say why there is no HTML
-            print(f"    (no HTML export: {type(error).__name__}: {error})", file=stream)
-    else:
-        result.files.pop("notebook", None)
-    minutes = f"{result.seconds / 60:.2f} min" if result.seconds is not None else ""
-    if result.status == OK:
-        missing = "" if result.metrics is not None else f" (it wrote no {result.notebook}/{METRICS_FILE})"
-        print(f"    ok in {minutes}{missing}", file=stream, flush=True)
-        return
-    error = result.error or {}
-    print(
-        f"    {result.status.upper()} after {minutes}: {result.notebook}, "
-        + (
-            f"cell index {error['cell_index']}"
-            + (f" (In [{error['execution_count']}])" if error.get("execution_count") else "")
-            + f": `{shorten(error.get('source', ''), 80)}`"
-            if error.get("cell_index") is not None
-            else "before the first cell"
-        ),
-        file=stream,
-    )
-    message = shorten(str(error.get("evalue", "")).strip(), _EVALUE_LIMIT)
-    lines = message.splitlines() or [""]
-    if len(lines) > 8:
-        lines = [*lines[:8], "..."]
-    print(f"    {error.get('ename')}: " + "\n      ".join(lines), file=stream)
-    if executed.is_file():
-        print(
-            f"    The partly executed notebook{' (full traceback)' if result.status == FAILED else ''}: "
-            f"{display_path(executed)}",
-            file=stream,
-        )
-    stream.flush()
-
-
-# --------------------------------------------------------------------------------------
-# Regenerating the stored outputs in place (nbconvert)
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class OutputsResult:
-    """One notebook of ``make outputs``: its key, ``ok``/``failed``/…, and the time it took."""
-
-    notebook: str
-    status: str
-    seconds: float
-    message: str = ""
-
-
-def regenerate_outputs(
-    notebooks_dir: Path | None = None,
-    output_dir: Path | None = None,
-    profile: str = "quick",
-    only: Iterable[str] = (),
-    timeout_minutes: float | None = 120.0,
-    keep_going: bool = False,
-    stream: TextIO | None = None,
-) -> list[OutputsResult]:
-    """Re-execute notebooks top to bottom *in place*, so that their stored outputs match the code.
-
-    Each notebook runs in a fresh kernel of this Python with nbconvert's ExecutePreprocessor
-    (no papermill: no injected cell, no papermill metadata), in ``notebooks_dir`` as the
-    working folder, with ``COURSE_PROFILE=profile`` (the parameters cell stays as committed,
-    ``PROFILE = "auto"``), text progress bars, a headless Matplotlib, and
-    ``COURSE_OUTPUT_DIR=output_dir`` (so 04 finds the checkpoint 03 wrote). The notebook is
-    then written back with its cell ids and metadata, execution counts 1, 2, 3, ….
-
-    A notebook that fails is left unchanged; the failed execution goes to
-    ``output_dir/failed-<name>.ipynb`` and the remaining notebooks are skipped unless
-    ``keep_going``.
-
-    Args:
-        timeout_minutes: the most one notebook may take (None: no limit).
-
-    Returns:
-        One :class:`OutputsResult` per selected notebook, in course order.
-
-    Raises:
-        UsageError: an unknown profile or notebook.
-        KeyboardInterrupt: after Ctrl-C (the notebook being executed is left unchanged).
-    """
-    stream = stream or sys.stdout
-    notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else default_notebooks_dir()
-    output_dir = Path(output_dir) if output_dir is not None else project_root() / "outputs"
-    if profile not in CONCRETE_PROFILES:
-        raise UsageError(f"unknown profile {profile!r}; use one of {', '.join(CONCRETE_PROFILES)}")
-    if timeout_minutes is not None and not timeout_minutes > 0:
-        raise UsageError(f"--timeout must be a positive number of minutes, got {timeout_minutes}")
-    if not notebooks_dir.is_dir():
-        raise UsageError(f"no notebooks folder {notebooks_dir}")
-    notebooks = select_notebooks(find_notebooks(notebooks_dir), only)
-    if not notebooks:
-        raise UsageError(f"no numbered notebooks (NN_name.ipynb) in {notebooks_dir}")
-    output_dir = output_dir.absolute()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    print(
-        f"Regenerating stored outputs with profile {profile} on {describe_machine()}", file=stream, flush=True
-    )
-    results: list[OutputsResult] = []
-    with (
-        this_python_kernel() as kernel_name,
-        environment(**kernel_environment(output_dir, profile)),
-    ):
-        for position, notebook in enumerate(notebooks, start=1):
-            if results and results[-1].status != OK and not keep_going:
-                results.append(OutputsResult(notebook.key, NOT_RUN, 0.0))
-                continue
-            print(f"[{position}/{len(notebooks)}] {notebook.key} ({profile}) ...", file=stream, flush=True)
-            outcome = _execute_in_place(notebook, output_dir, kernel_name, timeout_minutes)
-            results.append(outcome)
-            if outcome.status == OK:
-                print(
-                    f"    ok in {outcome.seconds:.1f} s ({outcome.seconds / 60:.2f} min){outcome.message}",
-                    file=stream,
-                    flush=True,
-                )
-            else:
-                print(
-                    f"    {outcome.status.upper()} after {outcome.seconds:.1f} s: {outcome.message}",
-                    file=stream,
-                )
-                print(
-                    f"    {display_path(notebook.path)} is unchanged; the failed execution is in "
-                    f"{display_path(output_dir / f'failed-{notebook.key}.ipynb')}",
-                    file=stream,
-                    flush=True,
-                )
-    print("", file=stream)
-    width = max(len(result.notebook) for result in results)
-    for result in results:
-        seconds = f"{result.seconds:8.1f} s" if result.status != NOT_RUN else ""
-        print(f"{result.notebook:<{width}}  {result.status:<8} {seconds}", file=stream)
-    stream.flush()
-    return results
-
-
-def describe_machine() -> str:
-    """The hardware a timing was taken on: OS, CPU count and GPU, in one line."""
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA GPU"
-    return (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}"
-    )
-
-
-def _execute_in_place(
-    notebook: CourseNotebook, output_dir: Path, kernel_name: str, timeout_minutes: float | None
-) -> OutputsResult:
-    """Execute one notebook with nbconvert and write it back; on failure keep the original."""
+    """Write an executed notebook where :func:`run_notebooks` says, say where, and read its metrics."""
     import nbformat
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-    from nbconvert.preprocessors import ExecutePreprocessor
+    from nbconvert import HTMLExporter
 
-    original = nbformat.read(str(notebook.path), as_version=4)
-    executed = copy.deepcopy(original)
-    for cell in executed.cells:  # a failed run must not show the old outputs below the failure
-        if cell.cell_type == "code":
-            cell.outputs = []
-            cell.execution_count = None
-    tracker = CellTracker()
-    deadline = None if timeout_minutes is None else time.monotonic() + 60 * timeout_minutes
-    executor = ExecutePreprocessor(
-        kernel_name=kernel_name,
-        timeout=None,
-        timeout_func=deadline_timeout(deadline),
-        record_timing=False,  # no timestamps in the committed cells' metadata
-        on_cell_start=tracker,
-        config=kernel_config(),
-    )
+    text = nbformat.writes(executed) + "\n"
     failed = output_dir / f"failed-{notebook.key}.ipynb"
-    start = time.perf_counter()
-    status, message = OK, ""
-    try:
-        executor.preprocess(executed, {"metadata": {"path": str(notebook.path.parent)}})
-    except CellExecutionError as error:
-        status = FAILED
-        message = f"{tracker.describe()}: {error.ename}: {shorten(str(error.evalue), _EVALUE_LIMIT)}"
-    except CellTimeoutError:
-        status = TIMEOUT
-        message = f"{tracker.describe()}: longer than {timeout_minutes:g} min"
-    except DeadKernelError as error:
-        status = FAILED
-        message = f"{tracker.describe()}: the kernel died ({error})"
-    except KeyboardInterrupt:
-        nbformat.write(executed, str(failed))
-        raise
-    seconds = time.perf_counter() - start
-    if status != OK:
-        nbformat.write(executed, str(failed))
-        return OutputsResult(notebook.key, status, seconds, message)
-    counts = [cell.execution_count for cell in executed.cells if cell.cell_type == "code"]
-    if counts != list(range(1, len(counts) + 1)):
-        message = f" (warning: execution counts {counts} are not 1..{len(counts)}: an empty code cell?)"
-    # Write next to the original, then rename: an interrupted write never leaves half a notebook.
-    temporary = notebook.path.with_name(f".{notebook.path.name}.tmp")
-    nbformat.write(executed, str(temporary))
-    os.replace(temporary, notebook.path)
-    failed.unlink(missing_ok=True)
-    return OutputsResult(notebook.key, status, seconds, message)
+    if in_place and result.status != OK:  # the notebook is left as it was (so are its old metrics)
+        atomic_write(failed, text)
+        unchanged, kept = (display_path(path, outside="absolute") for path in (notebook.path, failed))
+        print(f"    {unchanged} is unchanged; the failed execution is in {kept}")
+        return
+    if in_place:
+        atomic_write(notebook.path, text)
+        failed.unlink(missing_ok=True)
+    else:
+        saved = atomic_write(output_dir / f"{notebook.key}.ipynb", text)
+        result.files["notebook"] = saved.name
+        try:
+            html, _ = HTMLExporter().from_notebook_node(executed)
+            result.files["html"] = atomic_write(saved.with_suffix(".html"), html).name
+        except Exception as error:  # the notebook stays readable in Jupyter; say why there is no HTML
+            print(f"    (no HTML export: {type(error).__name__}: {error})")
+        if result.status != OK:
+            traceback = " (full traceback)" if result.status == FAILED else ""
+            print(f"    The partly executed notebook{traceback}: {display_path(saved, outside='absolute')}")
+    with contextlib.suppress(OSError, ValueError):
+        result.metrics = json.loads((output_dir / notebook.key / profiles.METRICS_FILE).read_text())
+    if result.status == OK and result.metrics is None:
+        print(f"    (it wrote no {notebook.key}/{profiles.METRICS_FILE})")

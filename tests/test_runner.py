@@ -25,13 +25,9 @@ from course_utils.runner import (
     RunReport,
     UsageError,
     find_notebooks,
-    kernel_executable,
-    parameters_for,
     parse_parameter_value,
     plan_run,
-    runs_this_python,
     select_notebooks,
-    this_python_kernel,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,7 +139,8 @@ def read_summary(run_dir: Path) -> dict:
         ("", ""),
     ],
 )
-def test_parameter_values_are_read_like_papermill(text, expected):
+def test_parameter_values_are_read_as_python_in_any_case(text, expected):
+    # papermill's own -p would keep "true", "none", "'quoted'" and "[1, 2]" as strings.
     value = parse_parameter_value(text)
     assert value == expected and type(value) is type(expected)
 
@@ -176,14 +173,15 @@ def test_parameters_go_to_the_notebooks_that_declare_them(tmp_path):
     plain_notebook(tmp_path, "01_a", parameters="EPOCHS = None\nSEED = 0")
     plain_notebook(tmp_path, "02_b", parameters="SEED = 0")
     notebooks = find_notebooks(tmp_path)
-    chosen = parameters_for(notebooks, [("epochs", 3), ("SEED", 7)])  # names match regardless of case
-    assert chosen == {"01_a": {"EPOCHS": 3, "SEED": 7}, "02_b": {"SEED": 7}}
+    assert [notebook.key for notebook in notebooks] == ["01_a", "02_b"]
+    plan = plan_run(tmp_path, "smoke", [("epochs", 3), ("SEED", 7)])  # names match regardless of case
+    assert plan.parameters == {"01_a": {"EPOCHS": 3, "SEED": 7}, "02_b": {"SEED": 7}}
     with pytest.raises(UsageError, match=r"no notebook declares the parameter 'LR'(.|\n)*01_a: EPOCHS, SEED"):
-        parameters_for(notebooks, [("LR", 0.1)])
+        plan_run(tmp_path, "smoke", [("LR", 0.1)])
     with pytest.raises(UsageError, match="--profile"):
-        parameters_for(notebooks, [("PROFILE", "full")])
+        plan_run(tmp_path, "smoke", [("PROFILE", "full")])
     with pytest.raises(UsageError, match="run folder"):
-        parameters_for(notebooks, [("OUTPUT_DIR", "/somewhere")])
+        plan_run(tmp_path, "smoke", [("OUTPUT_DIR", "/somewhere")])
 
 
 def test_auto_profile_is_resolved_once_by_the_runner(tmp_path, monkeypatch):
@@ -223,29 +221,22 @@ def test_bad_arguments_are_refused_before_anything_runs(tmp_path, capsys, argume
     assert not runs.exists(), "nothing may run (or be created) when the arguments are bad"
 
 
+def test_missing_batch_tools_are_named_with_the_command_that_installs_them(tmp_path, capsys, monkeypatch):
+    plain_notebook(tmp_path / "notebooks", "01_a")
+    monkeypatch.setitem(sys.modules, "nbformat", None)  # as if `pip install .` without the [batch] extra
+    status = main(
+        ["run", "--notebooks-dir", str(tmp_path / "notebooks"), "--runs-dir", str(tmp_path / "runs")]
+    )
+    assert status == 2 and "pip install -e '.[batch]'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_an_unknown_profile_is_refused_with_the_valid_ones(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["run", "--profile", "fast", "--runs-dir", str(tmp_path / "runs")])
     assert exit_.value.code == 2
     assert "invalid choice: 'fast' (choose from" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
-
-
-def test_the_kernel_is_this_python_even_when_another_spec_comes_first(tmp_path, monkeypatch):
-    with this_python_kernel() as name:
-        assert runs_this_python(kernel_executable(name))
-    # Another environment's "python3" kernelspec, first on the Jupyter path:
-    spec_dir = tmp_path / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    foreign = {"argv": ["/elsewhere/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"]}
-    (spec_dir / "kernel.json").write_text(
-        json.dumps({**foreign, "display_name": "other", "language": "python"})
-    )
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
-    assert kernel_executable("python3") == "/elsewhere/bin/python3"
-    with this_python_kernel() as name:
-        assert kernel_executable(name) == sys.executable
-    assert os.environ["JUPYTER_PATH"] == str(tmp_path)  # restored afterwards
 
 
 def test_summary_table_formats_the_key_metrics(tmp_path):
@@ -272,7 +263,7 @@ def test_summary_table_formats_the_key_metrics(tmp_path):
     assert text.splitlines()[0].split() == [
         "notebook", "status", "minutes", "test", "accuracy", "parameters", "device", "profile"
     ]  # fmt: skip
-    assert text.splitlines()[2].split() == [
+    assert text.splitlines()[1].split() == [
         "02_lenet5_mnist",
         "ok",
         "1.50",
@@ -282,7 +273,7 @@ def test_summary_table_formats_the_key_metrics(tmp_path):
         "cpu",
         "quick",
     ]
-    assert text.splitlines()[3].split() == ["03_resnet20_cifar10", "not", "run"]
+    assert text.splitlines()[2].split() == ["03_resnet20_cifar10", "not", "run"]
     markdown = report.to_markdown()
     assert (
         "| [02_lenet5_mnist](02_lenet5_mnist.html) | ok | 1.50 | 99.12 % | 61,706 | cpu | quick |" in markdown
@@ -301,10 +292,19 @@ def test_a_run_executes_every_notebook_and_writes_the_summary(tmp_path):
     recipe_notebook(notebooks, "01_concepts")
     recipe_notebook(notebooks, "02_lenet5_mnist")
     runs = tmp_path / "runs"
+    # Another environment's "python3" kernelspec, first on the Jupyter path: the kernel must
+    # still be this Python, with this environment's packages.
+    spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    foreign = ["/elsewhere/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec_dir / "kernel.json").write_text(
+        json.dumps({"argv": foreign, "display_name": "other", "language": "python"})
+    )
     started = time.perf_counter()
     result = run_cli(
         "run", "--notebooks-dir", str(notebooks), "--runs-dir", str(runs), "-p", "epochs", "2",
-        env={"COURSE_PROFILE": "quick"},  # --profile auto (the default) resolves to it
+        env={"COURSE_PROFILE": "quick",  # --profile auto (the default) resolves to it
+             "JUPYTER_PATH": str(tmp_path / "jupyter")},
     )  # fmt: skip
     seconds = time.perf_counter() - started
     assert result.returncode == 0, result.stdout + result.stderr
@@ -316,7 +316,7 @@ def test_a_run_executes_every_notebook_and_writes_the_summary(tmp_path):
     assert "[2/2] 02_lenet5_mnist (quick) ..." in result.stdout
     assert "cell 3/4 (index 3): run = configure(" in result.stdout
     table = result.stdout[result.stdout.index("notebook ") :]
-    first_row = table.splitlines()[2].split()
+    first_row = table.splitlines()[1].split()
     assert first_row[:2] == ["01_concepts", "ok"] and first_row[3:] == [
         "87.50",
         "%",
@@ -328,6 +328,7 @@ def test_a_run_executes_every_notebook_and_writes_the_summary(tmp_path):
     summary = read_summary(run_dir)
     assert summary["profile"] == "quick" and summary["requested_profile"] == "auto"
     assert summary["exit_code"] == 0 and summary["parameters"] == {"EPOCHS": 2}
+    assert summary["environment"]["python"] == sys.version.split()[0]  # what the timings were taken on
     assert [entry["notebook"] for entry in summary["notebooks"]] == ["01_concepts", "02_lenet5_mnist"]
     for entry in summary["notebooks"]:
         key, metrics = entry["notebook"], entry["metrics"]
@@ -338,7 +339,7 @@ def test_a_run_executes_every_notebook_and_writes_the_summary(tmp_path):
         assert metrics["output_dir"] == str(run_dir) and metrics["output_dir_env"] == str(run_dir)
         # The kernel is this environment's Python, with text progress bars and headless Matplotlib,
         # working in the notebooks' folder (as in Jupyter).
-        assert runs_this_python(metrics["executable"]), metrics["executable"]
+        assert Path(metrics["executable"]).parent == Path(sys.executable).parent, metrics["executable"]
         assert metrics["progress"] == "text" and metrics["backend"] == "Agg"
         assert metrics["cwd"] == str(notebooks)
         assert entry["files"] == {"notebook": f"{key}.ipynb", "html": f"{key}.html"}
@@ -349,7 +350,7 @@ def test_a_run_executes_every_notebook_and_writes_the_summary(tmp_path):
     assert summary["notebooks"][0]["parameters"] == {}
     markdown = (run_dir / "summary.md").read_text()
     assert "| [02_lenet5_mnist](02_lenet5_mnist.html) | ok |" in markdown and "87.50 %" in markdown
-    # The executed notebook is saved, with papermill's injected parameters.
+    # The executed notebook is saved, with the parameters injected as papermill does.
     executed = nbformat.read(str(run_dir / "02_lenet5_mnist.ipynb"), as_version=4)
     injected = [cell for cell in executed.cells if "injected-parameters" in cell.metadata.get("tags", [])]
     assert (
@@ -370,6 +371,7 @@ def failing_course(folder: Path) -> None:
         "raise ValueError('boom: the data folder is empty\\n' + 'details ' * 200)",
     )
     plain_notebook(folder, "03_after")
+    plain_notebook(folder, "04_killed", "import os\n\nos._exit(1)  # the kernel dies, as when out of memory")
 
 
 def test_a_failure_names_the_notebook_and_cell_and_stops_the_run(tmp_path):
@@ -389,9 +391,10 @@ def test_a_failure_names_the_notebook_and_cell_and_stops_the_run(tmp_path):
         ("01_fine", "ok"),
         ("02_broken", "failed"),
         ("03_after", "not run"),
+        ("04_killed", "not run"),
     ]
     error = summary["notebooks"][1]["error"]
-    # Index 4 in the notebook as written; In [5] in the saved one (papermill's parameters ran as In [2]).
+    # Index 4 in the notebook as written; In [5] in the saved one (the injected parameters ran as In [2]).
     assert error["cell_index"] == 4 and error["execution_count"] == 5
     assert error["source"] == "# load the data" and error["ename"] == "ValueError"
     # The partly executed notebook is kept (with the traceback) and exported.
@@ -413,15 +416,20 @@ def test_keep_going_runs_the_rest_after_a_failure(tmp_path):
     notebooks, runs = tmp_path / "notebooks", tmp_path / "runs"
     failing_course(notebooks)
     result = run_cli(
-        "run", "--profile", "smoke", "--keep-going", "--only", "2,03",
+        "run", "--profile", "smoke", "--keep-going", "--only", "2,03,04", "--log-output",
         "--notebooks-dir", str(notebooks), "--runs-dir", str(runs),
     )  # fmt: skip
     assert result.returncode == 1
+    assert "preparing\n" in result.stdout  # --log-output: what the notebook prints, as it prints it
     summary = read_summary(only_run_folder(runs))
     assert [(e["notebook"], e["status"]) for e in summary["notebooks"]] == [
         ("02_broken", "failed"),
         ("03_after", "ok"),
+        ("04_killed", "failed"),
     ]
+    assert summary["notebooks"][2]["error"]["ename"] == "DeadKernelError"
+    assert "04_killed, cell index 3" in result.stdout  # (In [4]) too when the kernel said it started the cell
+    assert "DeadKernelError: Kernel died (out of memory? killed?)" in result.stdout
 
 
 def test_a_notebook_past_its_timeout_is_stopped(tmp_path):
@@ -434,7 +442,8 @@ def test_a_notebook_past_its_timeout_is_stopped(tmp_path):
     )  # fmt: skip
     assert result.returncode == 1
     assert time.perf_counter() - started < 120
-    assert "TIMEOUT" in result.stdout and "01_slow, cell index 3: `import time`" in result.stdout
+    assert "TIMEOUT" in result.stdout and "01_slow, cell index 3 (In [4]): `import time`" in result.stdout
+    assert "Timeout: the notebook ran longer than --timeout 0.1 min" in result.stdout
     run_dir = only_run_folder(runs)
     entry = read_summary(run_dir)["notebooks"][0]
     assert entry["status"] == "timeout" and entry["error"]["ename"] == "Timeout"
@@ -502,7 +511,8 @@ def test_ctrl_c_marks_the_notebook_interrupted_and_keeps_what_finished(tmp_path,
         delay,
     )
     assert returncode == 130, out
-    assert "Ctrl-C: stopped 02_long" in out
+    assert "INTERRUPTED after " in out and ": 02_long, cell index 3" in out and ": `import time`" in out
+    assert "KeyboardInterrupt: stopped by Ctrl-C" in out
     summary = read_summary(only_run_folder(runs))
     assert [(e["notebook"], e["status"]) for e in summary["notebooks"]] == [
         ("01_fine", "ok"),
@@ -527,13 +537,13 @@ def test_ctrl_c_during_outputs_leaves_the_notebook_unchanged(tmp_path):
         0.3,
     )
     assert returncode == 130, out
-    assert "the notebook being executed is unchanged" in out
+    assert "01_long.ipynb is unchanged; the failed execution is in " in out
     assert long.read_bytes() == original
     assert (outputs / "failed-01_long.ipynb").is_file()
 
 
 # --------------------------------------------------------------------------------------
-# make outputs: in place, with nbconvert
+# make outputs: in place
 # --------------------------------------------------------------------------------------
 
 

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from course_utils.profiles import PROFILES
 from course_utils.recipes import CONCRETE_PROFILES
-from course_utils.runner import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, parse_parameter_value, run_notebooks
+from course_utils.runner import (
+    EXIT_SIGNAL,
+    EXIT_USAGE,
+    UsageError,
+    parse_parameter_value,
+    run_notebooks,
+    stop_on_signals,
+)
 
 RUN_EXAMPLES = """
 The run folder holds every executed notebook (.ipynb, .html), its metrics.json, and summary.json /
@@ -22,8 +30,10 @@ examples:
   python -m course_utils run --profile full --only 03,04 --timeout 30 --keep-going
 """
 EXIT_STATUSES = """
-exit status: 0 every notebook ok, 1 one failed or timed out, 2 bad arguments (nothing ran),
-130 interrupted by Ctrl-C (what finished is kept)"""
+Before anything runs, the arguments, the output folder and the datasets the notebooks load are checked.
+exit status: 0 every notebook ok, 1 one failed or timed out, 2 nothing ran (bad arguments, missing data,
+an output folder that cannot be written), 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (the running notebook is
+stopped and kept as interrupted, with what finished)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="execute every notebook in batch (make course)",
-        description="Execute the notebooks in order into runs/<YYYYmmdd-HHMMSS>-<profile>/, then summarise.",
+        description="Execute the notebooks in order into a new folder of the runs dir, then summarise.",
         epilog=RUN_EXAMPLES + EXIT_STATUSES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -60,9 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("NAME", "VALUE"),
         help="set a parameter in every notebook that declares it (repeatable); VALUE is read as Python",
     )
-    run.add_argument("--runs-dir", type=Path, metavar="DIR", help="where run folders go (default: runs/)")
+    run.add_argument(
+        "--runs-dir",
+        type=Path,
+        metavar="DIR",
+        help="where run folders go (default: $COURSE_OUTPUT_DIR/runs, else runs/)",
+    )
     outputs.add_argument(
-        "--output-dir", type=Path, metavar="DIR", help="COURSE_OUTPUT_DIR (default: outputs/)"
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="the notebooks' COURSE_OUTPUT_DIR (default: $COURSE_OUTPUT_DIR, else outputs/)",
     )
     for command, timeout in ((run, None), (outputs, 120.0)):
         command.add_argument(
@@ -94,30 +112,33 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
-    parameters = [(name, parse_parameter_value(value)) for name, value in getattr(args, "parameter", [])]
-    try:
-        report = run_notebooks(
-            args.notebooks_dir,
-            args.runs_dir if args.command == "run" else args.output_dir,
-            in_place=args.command == "outputs",
-            profile=args.profile,
-            parameters=parameters,
-            only=args.only,
-            timeout_minutes=args.timeout,
-            keep_going=args.keep_going,
-            progress=args.progress,
-            log_output=args.log_output,
-        )
-    except UsageError as error:
-        print(f"python -m course_utils {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except ModuleNotFoundError as error:  # `pip install .` alone brings only what the notebooks import
-        install = "install the batch tools: pip install -e '.[batch]'"
-        print(f"python -m course_utils: error: {error}; {install}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:  # in the checks, or a second Ctrl-C (run_notebooks handles the first)
-        print("\nInterrupted (Ctrl-C).", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    with stop_on_signals():  # SIGTERM and SIGHUP stop the run as Ctrl-C does
+        try:
+            parameters = [
+                (name, parse_parameter_value(text, name)) for name, text in getattr(args, "parameter", [])
+            ]
+            report = run_notebooks(
+                args.notebooks_dir,
+                args.runs_dir if args.command == "run" else args.output_dir,
+                in_place=args.command == "outputs",
+                profile=args.profile,
+                parameters=parameters,
+                only=args.only,
+                timeout_minutes=args.timeout,
+                keep_going=args.keep_going,
+                progress=args.progress,
+                log_output=args.log_output,
+            )
+        except UsageError as error:
+            print(f"python -m course_utils {args.command}: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        except ModuleNotFoundError as error:  # `pip install .` alone brings only what the notebooks import
+            install = "install the batch tools: pip install -e '.[batch]'"
+            print(f"python -m course_utils: error: {error}; {install}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt as stop:  # in the checks, or a second one (run_notebooks handles the first)
+            print(f"\nInterrupted ({stop or 'Ctrl-C'}).", file=sys.stderr)
+            return EXIT_SIGNAL + getattr(stop, "signum", signal.SIGINT)
     return report.exit_code
 
 

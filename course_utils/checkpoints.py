@@ -12,7 +12,10 @@ Two promises:
 
 from __future__ import annotations
 
+import pickle
 import random
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_utils.files import atomic_write
+from course_utils.files import atomic_write, permission_problem
 
 CHECKPOINT_FORMAT = "course_utils.checkpoint/1"
 
@@ -146,16 +149,58 @@ def save_checkpoint(
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint file with ``weights_only=True`` and check that it is one of ours."""
+    """Read a checkpoint file with ``weights_only=True`` and check that it is one of ours.
+
+    Raises:
+        CheckpointError: the file is missing, empty, truncated, unreadable for you, holds
+            code or objects a checkpoint should not (refused, never run), or is not a
+            course_utils checkpoint. The message says which, and what to do.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}: train first, or check the path")
+    damaged = "delete it and train again (or use another checkpoint)"
     try:
+        if path.is_dir():
+            raise CheckpointError(f"{path} is a folder, not a checkpoint file: give the path of a .pt file")
+        if not path.is_file():
+            raise CheckpointError(f"no checkpoint at {path}: train first, or check the path")
+        size = path.stat().st_size
+        with open(path, "rb") as file:
+            # torch.save writes a zip archive; one cut short has no zip directory at its end.
+            # Telling that apart first keeps torch's message about unsafe contents for files
+            # that are complete (a 1-byte file would otherwise be "refused" as unsafe).
+            complete = zipfile.is_zipfile(file)
+        if size == 0:
+            raise CheckpointError(
+                f"checkpoint {path} is empty (0 bytes): the save that wrote it never finished, or a "
+                f"copy of it failed. It holds nothing to load; {damaged}."
+            )
+        if not complete:
+            raise CheckpointError(
+                f"cannot read checkpoint {path}: it is not a complete PyTorch file ({size:,} bytes, with "
+                f"no zip directory at the end). It was probably truncated by an interrupted save or copy, "
+                f"or is not a checkpoint at all; {damaged}."
+            )
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types for damaged or unsafe files
+    except CheckpointError:
+        raise
+    except PermissionError:
+        raise CheckpointError(f"cannot read checkpoint {path}: {permission_problem(path)}") from None
+    except pickle.UnpicklingError as error:
+        # torch refused something that is not tensors, numbers, strings or containers. Its own
+        # message suggests weights_only=False, which would run whatever the file holds: not passed on.
+        refused = re.search(r"GLOBAL ([\w.]+)", str(error))  # the code the file names
         raise CheckpointError(
-            f"cannot read checkpoint {path} ({type(error).__name__}: {str(error).splitlines()[0]}). "
-            "It may be truncated or not a course_utils checkpoint; delete it and train again."
+            f"refused to load checkpoint {path}: it holds code or objects that a checkpoint should not "
+            f"(a checkpoint is tensors, numbers, strings, lists and dicts). Loading it the unsafe way "
+            f"would run that code on your machine, with your permissions; do not do it unless you wrote "
+            f"the file yourself. Use a checkpoint written by save_checkpoint or save_weights."
+            + (f" (It refers to {refused.group(1)}.)" if refused else "")
+        ) from None
+    except Exception as error:  # torch raises several types for damaged files
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else "no details"
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({type(error).__name__}: {detail}). "
+            f"It may be truncated or not a course_utils checkpoint; {damaged}."
         ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(

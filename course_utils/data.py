@@ -25,8 +25,10 @@ later loads take a fraction of a second.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +41,7 @@ import torch.nn.functional as F
 from course_utils.environment import get_device
 
 # project_root lives in course_utils.files (notebook 04 still imports it from here).
-from course_utils.files import atomic_write, project_root
+from course_utils.files import atomic_write, permission_problem, project_root
 
 DATASET_NAMES = ("mnist", "cifar10")
 MNIST_CLASSES = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
@@ -83,6 +85,10 @@ class DatasetNotFoundError(DatasetError):
 
 class DatasetCorruptError(DatasetError):
     """The dataset's ``.npz`` file exists but is unreadable or holds the wrong arrays."""
+
+
+class DatasetPermissionError(DatasetError):
+    """The dataset's ``.npz`` file exists but this user may not read it (it is not damaged)."""
 
 
 def default_data_dir(data_dir: str | Path | None = None) -> Path:
@@ -177,16 +183,20 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> ImageDataset:
 
     Raises:
         ValueError: ``name`` is not one of :data:`DATASET_NAMES`.
-        DatasetNotFoundError: no ``.npz`` file and the download failed.
+        DatasetNotFoundError: no ``.npz`` file and the download failed (the empty folders
+            the attempt created are removed again).
+        DatasetPermissionError: the file is there but you may not read it (the message says
+            whose it is and whom to ask).
         DatasetCorruptError: the file is truncated, lacks a key, or holds arrays of the
             wrong shape, dtype or label range.
+        DatasetError: ``<name>.npz`` is a folder or a broken link, or the cache cannot be written.
     """
     key = name.strip().lower() if isinstance(name, str) else name
     if key not in DATASET_NAMES:
         raise ValueError(f"unknown dataset {name!r}; the datasets are {', '.join(DATASET_NAMES)}")
     folder = default_data_dir(data_dir)
     path = folder / f"{key}.npz"
-    if not path.is_file():
+    if not _dataset_file_exists(path):
         arrays = _arrays_from_torchvision(key, folder)
         _check_arrays(key, arrays, where=f"the arrays torchvision gave for {key}", fix="")
         for labels in ("y_train", "y_test"):  # 0..9 fit in uint8, the dtype of the shipped files
@@ -210,6 +220,38 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> ImageDataset:
     )
 
 
+def _dataset_file_exists(path: Path) -> bool:
+    """Whether the dataset file ``path`` is there; a DatasetError when something else is.
+
+    Without this, a folder named ``mnist.npz`` (an unpacked copy, say), a link to a file that
+    is gone, or a data folder you may not open would all be reported as "not there", and a
+    download would be tried beside them.
+
+    Raises:
+        DatasetError: ``path`` is a folder, or a link to nothing.
+        DatasetPermissionError: a folder on the way may not be opened by this user.
+    """
+    try:
+        info = os.stat(path)  # follows a link to what it points at
+    except (FileNotFoundError, NotADirectoryError):
+        if os.path.islink(path):
+            raise DatasetError(
+                f"{path} is a link to {os.readlink(path)}, which does not exist. Point the link at the "
+                f"file (ln -sf /where/it/is/{path.name} {path}), or delete the link and run again to "
+                f"download it."
+            ) from None
+        return False
+    except PermissionError as error:
+        raise DatasetPermissionError(f"{path} could not be looked at: {permission_problem(path)}") from error
+    if stat.S_ISDIR(info.st_mode):
+        raise DatasetError(
+            f"{path} is a directory, not a file: load_dataset needs the .npz file itself there. Move "
+            f"or rename that folder, then copy the file {path.name} into {path.parent} (or delete the "
+            f"folder and run again to download it)."
+        )
+    return True
+
+
 def _one_line(error: BaseException, limit: int = 300) -> str:
     """An exception as one short line: torchvision's download errors span several lines."""
     text = " ".join(str(error).split())
@@ -227,9 +269,10 @@ def _arrays_from_torchvision(name: str, folder: Path) -> dict[str, np.ndarray]:
         import torchvision.datasets
 
         dataset_class = getattr(torchvision.datasets, _TORCHVISION_CLASSES[name])
-        folder.mkdir(parents=True, exist_ok=True)
-        train = dataset_class(root=str(folder), train=True, download=True)
-        test = dataset_class(root=str(folder), train=False, download=True)
+        with _new_empty_folders_removed_on_failure(folder):
+            folder.mkdir(parents=True, exist_ok=True)
+            train = dataset_class(root=str(folder), train=True, download=True)
+            test = dataset_class(root=str(folder), train=False, download=True)
     except Exception as error:  # any failure here means "no data": say so in one message
         shape = ", ".join(str(n) for n in _IMAGE_SHAPES[name])
         raise DatasetNotFoundError(
@@ -253,6 +296,33 @@ def _arrays_from_torchvision(name: str, folder: Path) -> dict[str, np.ndarray]:
         "y_test": as_numpy(test.targets),
     }
     return {key: np.ascontiguousarray(array) for key, array in arrays.items()}
+
+
+@contextlib.contextmanager
+def _new_empty_folders_removed_on_failure(folder: Path) -> Iterator[None]:
+    """If the body fails, remove the folders it created in and above ``folder`` that are empty.
+
+    A failed download would otherwise leave an empty ``MNIST/raw`` (and the data folder itself)
+    behind, which looks as if something had been downloaded. Only folders that did not exist
+    before and hold nothing are removed: a file, or a folder that was there already, stays.
+    """
+    missing_above = [part for part in (folder, *folder.parents) if not part.exists()]  # deepest first
+    existed = {Path(root) for root, _, _ in os.walk(folder)}
+    try:
+        yield
+    except BaseException:
+        for root, _, _ in os.walk(folder, topdown=False):  # the deepest folders first
+            if Path(root) not in existed:
+                with contextlib.suppress(OSError):  # not empty, or not ours to remove
+                    os.rmdir(root)
+        for part in missing_above:
+            try:
+                part.rmdir()
+            except FileNotFoundError:
+                continue  # removed above already
+            except OSError:
+                break  # not empty: its parents are not either
+        raise
 
 
 def _write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -297,6 +367,12 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             return {key: archive[key] for key in NPZ_KEYS}
     except DatasetError:
         raise
+    except PermissionError as error:
+        # Not damage: deleting the file (the advice for a corrupt one) would not even be allowed.
+        raise DatasetPermissionError(
+            f"{path} could not be opened for reading: {permission_problem(path)} Or set "
+            f"COURSE_DATA_DIR (or DATA_DIR) to a folder of your own that holds {path.name}."
+        ) from error
     except Exception as error:  # zipfile, zlib, numpy and OS errors all mean "unreadable file"
         raise DatasetCorruptError(
             f"{path} could not be read as an .npz archive ({_one_line(error)}); it is probably "

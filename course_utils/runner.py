@@ -11,45 +11,88 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import math
 import os
 import re
+import signal
+import stat
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from course_utils import profiles
+from course_utils.data import DATASET_NAMES, DatasetError, default_data_dir, load_dataset
 from course_utils.environment import describe_environment
 from course_utils.files import atomic_write, display_path, project_root
 from course_utils.tables import format_table
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# A run stopped by a signal exits with 128 + its number, as shells report it (130 Ctrl-C, 143 SIGTERM).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGNAL = 0, 1, 2, 128
 OK, FAILED, TIMEOUT, INTERRUPTED, NOT_RUN = "ok", "failed", "timeout", "interrupted", "not run"
 
 #: Parameters the runner sets itself: a ``-p`` for them is refused.
 RUNNER_PARAMETERS = {
     "PROFILE": "use --profile to choose the profile",
-    "OUTPUT_DIR": "the runner writes into the run folder (use --runs-dir to move it)",
+    "OUTPUT_DIR": "a batch run writes into its run folder: move it with --runs-dir (or COURSE_OUTPUT_DIR)",
 }
-MESSAGE_LIMIT = 600  # characters of an exception's message kept in the summary and shown
+#: ``-p`` names that are not training settings: they do not count as overrides (``COURSE_OVERRIDDEN``).
+NOT_TRAINING = {"PROFILE", "SEED", "DEVICE", "DATA_DIR", "OUTPUT_DIR"}
+OVERRIDE_ENV, DATA_ENV = "COURSE_OVERRIDDEN", "COURSE_DATA_DIR"
+#: What stops a run as Ctrl-C does, and why it usually comes.
+STOP_SIGNALS = {signal.SIGTERM: "timeout, a scheduler or kill", signal.SIGHUP: "the terminal closed"}
+MESSAGE_LIMIT = 2000  # characters of an exception's message kept in the summary and shown
 
 
 class UsageError(ValueError):
-    """Arguments that cannot be run (unknown profile, notebook or parameter, invalid value)."""
+    """A run that cannot start: unknown profile, notebook or parameter, invalid value, missing data,
+    or an output folder that cannot be written."""
+
+
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (``signum``), raised where the runner is, so that it stops the run as Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"{signal.Signals(signum).name} ({STOP_SIGNALS[signum]})")
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within: SIGTERM and SIGHUP raise :class:`StopSignal`, unless they are ignored (as under ``nohup``)."""
+
+    def stop(signum: int, frame: Any) -> None:
+        # After SIGHUP the terminal (or the pipe to it) may be gone and a print would fail (EIO, EPIPE):
+        # what is left to print goes nowhere, so that the run is still saved. A log file keeps it.
+        for fd in (1, 2) if signum == signal.SIGHUP else ():
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+        raise StopSignal(signum)
+
+    previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    for number in (number for number, handler in previous.items() if handler == signal.SIG_DFL):
+        signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @dataclass(frozen=True)
 class CourseNotebook:
     """A notebook of the course: its file, its number (``2`` for ``02_lenet5_mnist.ipynb``), what its
-    ``parameters`` cell assigns (``{name: default as source text}``) and its ``configure`` call."""
+    ``parameters`` cell assigns (``{name: default as source text}``), its ``configure`` call and the
+    datasets it loads (its ``load_dataset("mnist", ...)`` calls)."""
 
     path: Path
     number: int
     parameters: dict[str, str] = field(default_factory=dict)
     configure_call: ast.Call | None = None
+    datasets: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -58,11 +101,11 @@ class CourseNotebook:
 
 
 def read_notebook(path: Path) -> CourseNotebook:
-    """A numbered notebook, with its parameters and ``configure`` call read from its code cells."""
+    """A numbered notebook, with its parameters, ``configure`` call and datasets read from its code cells."""
     import nbformat
 
     parameters: dict[str, str] = {}
-    call = None
+    call, datasets = None, {}
     for cell in nbformat.read(str(path), as_version=4).cells:
         try:  # a cell with IPython syntax (%magic, !command) holds neither: skip it
             tree = ast.parse(cell.source if cell.cell_type == "code" else "")
@@ -72,9 +115,11 @@ def read_notebook(path: Path) -> CourseNotebook:
             for statement in tree.body:  # NAME = value, as papermill reads them
                 if isinstance(statement, ast.Assign) and isinstance(statement.targets[0], ast.Name):
                     parameters[statement.targets[0].id] = ast.get_source_segment(cell.source, statement.value)
-        calls = (node for node in ast.walk(tree) if isinstance(node, ast.Call))
+        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
         call = call or next((c for c in calls if getattr(c.func, "id", None) == "configure"), None)
-    return CourseNotebook(path, int(path.name.split("_")[0]), parameters, call)
+        loads = [c.args[0] for c in calls if getattr(c.func, "id", None) == "load_dataset" and c.args]
+        datasets.update((a.value, None) for a in loads if isinstance(getattr(a, "value", None), str))
+    return CourseNotebook(path, int(path.name.split("_")[0]), parameters, call, tuple(datasets))
 
 
 def find_notebooks(folder: Path) -> list[CourseNotebook]:
@@ -102,13 +147,20 @@ def select_notebooks(notebooks: Sequence[CourseNotebook], only: Iterable[str]) -
     return [notebook for notebook in notebooks if not wanted or any(named(notebook, t) for t in wanted)]
 
 
-def parse_parameter_value(text: str) -> Any:
+def parse_parameter_value(text: str, name: str = "NAME") -> Any:
     """A ``-p NAME VALUE`` value as Python: ``3``, ``0.5``, ``[1, 2]``, ``'text'``, and ``True``,
     ``False``, ``None`` in any case; anything else stays a string. (papermill's own ``-p`` keeps
-    ``true`` or ``[1, 2]`` as strings: here a flag typed ``true`` means True.)"""
+    ``true`` or ``[1, 2]`` as strings: here a flag typed ``true`` means True.) Raises UsageError for a
+    number that is not finite (``1e999``, ``inf``, ``nan``): no setting means that."""
     keywords = {"true": True, "false": False, "none": None}
     if text.strip().lower() in keywords:
         return keywords[text.strip().lower()]
+    try:
+        number = float(text)  # also reads "inf", "nan" and "1e999", which literal_eval does not refuse
+    except ValueError:
+        number = 0.0
+    if not math.isfinite(number):
+        raise UsageError(f"-p {name} {text}: reads as {number}, not a finite number; give one like 0.01")
     try:
         return ast.literal_eval(text.strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -162,9 +214,10 @@ def plan_run(
     """Check every argument and resolve the profile (``auto`` once, here), before anything runs.
 
     A ``-p NAME`` goes to every selected notebook whose parameters cell declares ``NAME``, in any case
-    (``-p epochs 3`` sets ``EPOCHS``). Raises UsageError for an unknown profile or notebook, a parameter
-    the runner sets itself or that no notebook declares (listing what each declares), a value that a
-    notebook would refuse, a timeout that is not positive, or no notebooks at all.
+    (``-p epochs 3`` sets ``EPOCHS``); a relative ``-p DATA_DIR`` is made absolute here, from the folder
+    the command runs in (the kernels run in the notebooks' folder). Raises UsageError for an unknown
+    profile or notebook, a parameter the runner sets itself or that no notebook declares (listing what
+    each declares), a value that a notebook would refuse, a timeout that is not positive, or no notebooks.
     """
     try:
         concrete = profiles.resolve_profile(profile)
@@ -179,6 +232,10 @@ def plan_run(
     for name, value in parameters:
         if name.upper() in RUNNER_PARAMETERS:
             raise UsageError(f"-p {name}: {RUNNER_PARAMETERS[name.upper()]}")
+        if name.upper() == "DATA_DIR" and value is not None:
+            if not isinstance(value, str):
+                raise UsageError(f"-p {name}: the path of a folder, got {value!r}")
+            value = str(Path(value).expanduser().absolute())
         takers = [(n.key, p) for n in notebooks for p in n.parameters if p.upper() == name.upper()]
         if not takers:
             declared = {
@@ -191,6 +248,36 @@ def plan_run(
     for notebook in notebooks:
         check_parameters(notebook, concrete, chosen[notebook.key])
     return RunPlan(notebooks, concrete, chosen)
+
+
+def check_datasets(plan: RunPlan) -> None:
+    """Refuse, before anything runs, notebooks that need a dataset their data folder lacks.
+
+    The folder is the notebook's ``-p DATA_DIR``, else ``$COURSE_DATA_DIR``, else ``data/`` in the
+    repository; a missing ``<name>.npz`` is made as the notebook would (:func:`load_dataset`: from
+    torchvision's files, or downloaded). Raises UsageError, whole: each dataset that could not be had,
+    for which notebooks, where it was looked for, why, and how to fix it.
+    """
+    needed: dict[tuple[str, Path], list[str]] = {}
+    for notebook in plan.notebooks:
+        given = next((v for n, v in plan.parameters[notebook.key].items() if n.upper() == "DATA_DIR"), None)
+        for name in notebook.datasets:
+            needed.setdefault((name, default_data_dir(given)), []).append(notebook.key)
+    problems = []
+    for (name, folder), users in needed.items():
+        if name in DATASET_NAMES and not (folder / f"{name}.npz").is_file():
+            try:
+                load_dataset(name, folder)
+            except DatasetError as error:
+                problems.append(f"--- {name}.npz, for {', '.join(users)} ---\n{error}")
+    if problems:
+        raise UsageError(
+            "the notebooks need datasets that are not there; nothing was run.\n\n"
+            + "\n\n".join(problems)
+            + f"\n\nThe data folder is -p DATA_DIR if given, else ${DATA_ENV} (now "
+            f"{os.environ.get(DATA_ENV) or 'not set'}), else data/ in the repository; "
+            'see "Running offline" in README.md.'
+        )
 
 
 @dataclass
@@ -220,6 +307,8 @@ def stop_status(stop: BaseException, timeout_minutes: float | None) -> tuple[str
     """The status, name and message for what stopped a notebook: the runner's one error mapping."""
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+    if isinstance(stop, StopSignal):
+        return INTERRUPTED, signal.Signals(stop.signum).name, f"stopped by {stop}"
     if isinstance(stop, KeyboardInterrupt):
         return INTERRUPTED, "KeyboardInterrupt", "stopped by Ctrl-C"
     if isinstance(stop, CellTimeoutError):
@@ -356,16 +445,18 @@ class RunReport:
     results: list[NotebookResult]
     started: datetime
     finished: datetime | None = None
-    interrupted: bool = False  # by a Ctrl-C between two notebooks
+    interrupted: str | None = None  # what stopped the run between two notebooks: KeyboardInterrupt, SIGTERM
 
     HEADER = ("notebook", "status", "minutes", "test accuracy", "parameters", "device", "profile")
     ALIGN = "llrrrll"
 
     @property
     def exit_code(self) -> int:
-        """0 when every notebook succeeded, 130 after Ctrl-C, else 1."""
-        if self.interrupted or any(result.status == INTERRUPTED for result in self.results):
-            return EXIT_INTERRUPTED
+        """0 when every notebook succeeded; 128 + the signal's number when one stopped the run (130
+        Ctrl-C, 143 SIGTERM, 129 SIGHUP); else 1."""
+        stops = [r.error and r.error["ename"] for r in self.results if r.status == INTERRUPTED]
+        if stop := self.interrupted or next(iter(stops), None):
+            return EXIT_SIGNAL + getattr(signal.Signals, stop, signal.SIGINT)  # KeyboardInterrupt: SIGINT
         return EXIT_OK if all(result.status == OK for result in self.results) else EXIT_FAILED
 
     def to_dict(self) -> dict[str, Any]:
@@ -387,17 +478,30 @@ class RunReport:
         rows = []
         for result in self.results:
             metrics = result.metrics or {}
-            accuracy, count = metrics.get("test_accuracy"), metrics.get("parameters")  # a fraction; an int
+            # The headline result, named by its model when the notebook compares several ("row LSTM").
+            headline = metrics.get("headline") if isinstance(metrics.get("headline"), dict) else {}
+            accuracy = headline.get("accuracy", metrics.get("test_accuracy"))  # a fraction
+            model, count = headline.get("model", metrics.get("headline_model")), metrics.get("parameters")
             minutes = "" if result.seconds is None else f"{result.seconds / 60:.2f}"
             accuracy = f"{100 * accuracy:.2f} %" if isinstance(accuracy, (int, float)) else ""
+            accuracy = f"{model} {accuracy}" if model and accuracy else accuracy
             count = f"{count:,}" if isinstance(count, int) else ""
             device, profile = str(metrics.get("device", "")), str(metrics.get("profile", ""))
             rows.append([result.notebook, result.status, minutes, accuracy, count, device, profile])
         return rows
 
+    def overrides(self) -> list[str]:
+        """A line per notebook that ran with ``-p`` values: ``02_lenet5_mnist ran with -p EPOCHS=2``."""
+        return [
+            f"{r.notebook} ran with -p "
+            + ", ".join(f"{name}={value!r}" for name, value in r.parameters.items())
+            for r in self.results
+            if r.parameters and r.status != NOT_RUN
+        ]
+
     def to_text(self) -> str:
-        """The summary table as aligned plain text, for the terminal."""
-        return format_table(self.rows(), self.HEADER, align=self.ALIGN)
+        """The summary table as aligned plain text, for the terminal, then the ``-p`` values used."""
+        return "\n".join([format_table(self.rows(), self.HEADER, align=self.ALIGN), *self.overrides()])
 
     def to_markdown(self) -> str:
         """The summary as Markdown: the table, then each notebook's error and other metrics."""
@@ -412,6 +516,7 @@ class RunReport:
         for row, result in zip(self.rows(), self.results):
             row[0] = f"[{row[0]}]({result.files['html']})" if "html" in result.files else row[0]
             lines.append("| " + " | ".join(cell or " " for cell in row) + " |")
+        lines += [f"\n{line}" for line in self.overrides()]
         for result in self.results:
             if error := result.error:
                 message = f"```\n{error['ename']}: {error['evalue']}\n```"
@@ -442,6 +547,29 @@ def new_run_dir(runs_dir: Path, profile: str, now: datetime) -> Path:
         attempt += 1
 
 
+def output_folder(target_dir: Path | None, in_place: bool) -> tuple[Path, str]:
+    """Where a run writes (absolute, from the folder the command runs in), and which setting chose it.
+
+    ``run``: ``--runs-dir``, else ``$COURSE_OUTPUT_DIR/runs``, else ``runs/`` in the repository;
+    ``outputs``: ``--output-dir``, else ``$COURSE_OUTPUT_DIR``, else ``outputs/`` in the repository.
+    Raises UsageError when the folder cannot be created or written in (a file in the way, no permission).
+    """
+    option, env = "--output-dir" if in_place else "--runs-dir", profiles.OUTPUT_ENV
+    if target_dir is not None:
+        folder, source = Path(target_dir), f"from {option}"
+    elif os.environ.get(env):
+        folder, source = Path(os.environ[env], "" if in_place else "runs"), f"from {env}={os.environ[env]}"
+    else:
+        folder, source = project_root() / ("outputs" if in_place else "runs"), "the default"
+    folder = folder.expanduser().absolute()
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        problem = "is not a folder" if not existing.is_dir() else "is not writable (permissions)"
+        fix = f"choose another with {option} or {env}"
+        raise UsageError(f"cannot write into {folder} ({source}): {existing} {problem}; {fix}")
+    return folder, source
+
+
 def run_notebooks(
     notebooks_dir: Path | None = None,
     target_dir: Path | None = None,
@@ -459,21 +587,24 @@ def run_notebooks(
 
     ``run`` (the default): each notebook gets ``PROFILE``, ``OUTPUT_DIR`` and its ``-p`` values in a
     cell after its ``parameters`` cell and is kept, with its HTML, in a new folder of ``target_dir``
-    (default ``runs/``), ``<YYYYmmdd-HHMMSS>-<profile>/``, beside the ``<notebook>/metrics.json`` it
-    writes (04 finds there the checkpoint 03 wrote) and ``summary.json`` / ``summary.md`` (written
+    (see :func:`output_folder`), ``<YYYYmmdd-HHMMSS>-<profile>/``, beside the ``<notebook>/metrics.json``
+    it writes (04 finds there the checkpoint 03 wrote) and ``summary.json`` / ``summary.md`` (written
     before each notebook and at the end). ``in_place`` (``outputs``): the notebooks run as written
     (``PROFILE = "auto"`` reads ``COURSE_PROFILE``); one that ran to the end is written back, one that
-    stopped is left unchanged and its execution kept as ``failed-<name>.ipynb`` in ``target_dir``
-    (``COURSE_OUTPUT_DIR``, default ``outputs/``). Every kernel gets ``COURSE_PROFILE`` (resolved once),
-    ``COURSE_OUTPUT_DIR``, text progress bars (a widget does not render in a saved notebook) and a
-    headless Matplotlib. ``keep_going``: go on after a notebook stops (default: the rest are ``not
-    run``); ``progress="auto"``: a bar on a terminal.
+    stopped is left unchanged and its execution kept as ``failed-<name>.ipynb`` in ``target_dir``.
+    Every kernel gets ``COURSE_PROFILE`` (resolved once), ``COURSE_OUTPUT_DIR``, ``COURSE_DATA_DIR``
+    made absolute, ``COURSE_OVERRIDDEN`` (the training settings set by ``-p``, comma-separated), text
+    progress bars (a widget does not render in a saved notebook) and a headless Matplotlib.
+    ``keep_going``: go on after a notebook stops (default: the rest are ``not run``);
+    ``progress="auto"``: a bar on a terminal. Before anything runs, the arguments, the output folder
+    and the datasets are checked (UsageError).
     """
     if in_place and parameters:
         raise UsageError("the stored outputs come from the notebooks as written: no -p parameters")
     plan = plan_run(notebooks_dir or project_root() / "notebooks", profile, parameters, only, timeout_minutes)
+    target_dir, source = output_folder(target_dir, in_place)
+    check_datasets(plan)
     started = datetime.now()
-    target_dir = Path(target_dir or project_root() / ("outputs" if in_place else "runs")).absolute()
     output_dir = target_dir if in_place else new_run_dir(target_dir, plan.profile, started)
     output_dir.mkdir(parents=True, exist_ok=True)
     results = [NotebookResult(n.key, parameters=plan.parameters[n.key]) for n in plan.notebooks]
@@ -481,12 +612,15 @@ def run_notebooks(
     report = RunReport(output_dir, plan.profile, profile, given, results, started)
     environment = {"COURSE_PROGRESS": "text", "MPLBACKEND": "Agg", profiles.OUTPUT_ENV: str(output_dir)}
     environment[profiles.PROFILE_ENV] = plan.profile
+    if os.environ.get(DATA_ENV, "").strip():  # the kernels run in the notebooks' folder, not here
+        environment[DATA_ENV] = str(default_data_dir())
     runner = {"PROFILE": plan.profile, "OUTPUT_DIR": str(output_dir)}
     from_auto = f" (from {profile})" if profile != plan.profile else ""
-    into = "in place" if in_place else f"into {display_path(output_dir, outside='absolute')}"
+    into = f"{'in place, ' * in_place}into {display_path(output_dir, outside='absolute')} ({source})"
     print(f"Running {len(results)} notebook(s) with profile {plan.profile}{from_auto} {into}")
     print("on " + ", ".join(f"{name} {value}" for name, value in describe_environment().items()), flush=True)
     progress = ("bar" if sys.stderr.isatty() else "lines") if progress == "auto" else progress
+    running = None
     try:
         for position, (notebook, result) in enumerate(zip(plan.notebooks, results), start=1):
             if not in_place:
@@ -494,10 +628,14 @@ def run_notebooks(
             print(f"[{position}/{len(results)}] {notebook.key} ({plan.profile}) ...", flush=True)
             # The runner's own parameters, for a notebook that declares them, then the -p values.
             declared = {name: runner[name.upper()] for name in notebook.parameters if name.upper() in runner}
+            overridden = [
+                n for n, v in result.parameters.items() if v is not None and n.upper() not in NOT_TRAINING
+            ]
+            running = result
             executed, outcome = execute_notebook(
                 notebook.path,
                 parameters=None if in_place else declared | result.parameters,
-                environment=environment,
+                environment=environment | {OVERRIDE_ENV: ",".join(overridden)},
                 timeout_minutes=timeout_minutes,
                 progress=progress,
                 log_output=log_output,
@@ -507,8 +645,10 @@ def run_notebooks(
             keep(notebook, result, executed, output_dir, in_place)
             if result.status == INTERRUPTED or (result.status != OK and not keep_going):
                 break
-    except KeyboardInterrupt:  # between two notebooks, or while one was being kept
-        report.interrupted = True
+    except KeyboardInterrupt as stop:  # between two notebooks, or while one was being started or kept
+        report.interrupted = stop_status(stop, timeout_minutes)[1]
+        if running is not None and running.status == NOT_RUN:  # it had started: never "not run"
+            running.status = INTERRUPTED
     report.finished = datetime.now()
     print(f"\n{report.to_text()}")
     if not in_place:

@@ -44,7 +44,7 @@ from torch import nn
 
 from course_utils.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from course_utils.data import TrainingData
-from course_utils.environment import get_device
+from course_utils.environment import adapt_cpu_threads, get_device
 from course_utils.evaluation import evaluate
 from course_utils.files import display_path
 from course_utils.history import History
@@ -568,6 +568,10 @@ def fit(
                     f"({spent:.0f} s); stopping early"
                 )
             break
+        if device.type == "cpu":
+            # On a shared CPU, use only the cores other processes leave free (and take them
+            # back when they are free again): competing threads slow both runs many times over.
+            adapt_cpu_threads()
         epoch_start = time.perf_counter()
         try:
             train_data.set_epoch(epoch)  # the data order depends only on (seed, epoch): exact resume

@@ -1,5 +1,6 @@
 """course_utils.checkpoints: atomic writes, safe loading, clear mismatch messages."""
 
+import os
 import pickle
 
 import pytest
@@ -64,20 +65,65 @@ def test_missing_and_truncated_files_are_explained(tmp_path):
         read_checkpoint(tmp_path / "nothing.pt")
     path = save_weights(small_model(), tmp_path / "w.pt")
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="cannot read checkpoint.*truncated"):
+    for kept in (len(data) // 2, 1, len(data) - 10):  # 1 byte: torch alone would call it unsafe, not cut
+        path.write_bytes(data[:kept])
+        with pytest.raises(CheckpointError, match="cannot read checkpoint.*truncated") as caught:
+            read_checkpoint(path)
+        assert f"{kept:,} bytes" in str(caught.value) and "delete it and train again" in str(caught.value)
+
+
+def test_an_empty_checkpoint_says_it_is_empty(tmp_path):
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"")  # what a save killed before its first byte, or a failed copy, leaves
+    with pytest.raises(CheckpointError, match=r"is empty \(0 bytes\).*delete it and train again"):
         read_checkpoint(path)
+    with pytest.raises(CheckpointError, match="is empty"):  # and so does loading it into a model
+        load_weights(small_model(), path)
+
+
+def test_a_folder_is_not_taken_for_a_missing_checkpoint(tmp_path):
+    (tmp_path / "last.pt").mkdir()
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file"):
+        read_checkpoint(tmp_path / "last.pt")
+
+
+def test_a_checkpoint_without_read_permission_is_a_permission_problem_not_damage(tmp_path, monkeypatch):
+    path = save_weights(small_model(), tmp_path / "w.pt")
+    path.chmod(0o600)
+    real_open = open
+
+    def no_permission(file, *args, **kwargs):
+        # What open() raises for another user's 0600 file (root, running the tests, may read anything).
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", no_permission)
+    with pytest.raises(CheckpointError) as caught:
+        read_checkpoint(path)
+    message = str(caught.value)
+    assert "no read permission" in message and "-rw-------" in message and f"chmod a+r {path}" in message
+    assert "truncated" not in message and "delete" not in message
 
 
 def test_arbitrary_pickles_are_never_executed(tmp_path):
+    marker = tmp_path / "the payload ran"
+
     class Evil:
         def __reduce__(self):
-            return (print, ("this must never run",))
+            return (os.mkdir, (str(marker),))
 
     path = tmp_path / "evil.pt"
     torch.save({"format": "course_utils.checkpoint/1", "payload": Evil()}, path, pickle_module=pickle)
-    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+    with pytest.raises(CheckpointError, match="refused to load checkpoint") as caught:
         read_checkpoint(path)
+    assert not marker.exists()
+    message = str(caught.value)
+    assert "holds code or objects that a checkpoint should not" in message
+    assert "would run that code" in message and "unless you wrote the file yourself" in message
+    assert "posix.mkdir" in message or "os.mkdir" in message  # what it refers to
+    # torch's own message suggests weights_only=False (or allow-listing the code): never passed on.
+    assert "weights_only" not in message and "safe_globals" not in message
 
 
 def test_plain_state_dict_is_not_mistaken_for_a_checkpoint(tmp_path):

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import pwd
 import socket
 import struct
 import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from course_utils.data import (
     DatasetCorruptError,
     DatasetError,
     DatasetNotFoundError,
+    DatasetPermissionError,
     ImageDataset,
     TrainingData,
     default_data_dir,
@@ -350,6 +353,84 @@ def test_no_files_and_no_network_raise_dataset_not_found(name, tmp_path, offline
     reason_line = next(line for line in message.splitlines() if "download failed" in line)
     assert "name resolution" in reason_line  # torchvision's multi-line error, on one line
     assert not (folder / f"{name}.npz").exists()
+    assert not folder.exists()  # the data folder this attempt created is gone again
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every URL fails as it does on a machine without internet; torchvision's own code runs."""
+
+    def unreachable(request, *args, **kwargs):
+        raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
+
+
+@pytest.mark.parametrize("name", DATASET_NAMES)
+def test_a_failed_download_removes_the_empty_folders_it_created_and_nothing_else(name, tmp_path, no_network):
+    new_folder = tmp_path / "new" / "data"
+    with pytest.raises(DatasetNotFoundError, match="download failed.*name resolution"):
+        load_dataset(name, new_folder)
+    assert list(tmp_path.iterdir()) == []  # no data/, no MNIST/raw: nothing suggests a download happened
+
+    existing = tmp_path / "existing"
+    (existing / "mine").mkdir(parents=True)  # an empty folder of the user's own stays
+    (existing / "notes.txt").write_text("mine too")
+    (existing / "MNIST").mkdir()  # torchvision's folder, there before: only the raw/ made now goes
+    with pytest.raises(DatasetNotFoundError):
+        load_dataset(name, existing)
+    assert sorted(entry.name for entry in existing.iterdir()) == ["MNIST", "mine", "notes.txt"]
+    assert list((existing / "MNIST").iterdir()) == []
+
+
+def test_a_folder_named_like_the_dataset_file_is_reported_as_a_folder(tmp_path, offline_torchvision):
+    (tmp_path / "mnist.npz").mkdir()
+    with pytest.raises(DatasetError, match=r"mnist\.npz is a directory, not a file") as caught:
+        load_dataset("mnist", tmp_path)
+    assert not isinstance(caught.value, DatasetNotFoundError) and "not there" not in str(caught.value)
+
+
+def test_a_broken_link_is_reported_as_a_link_to_nothing(tmp_path, offline_torchvision):
+    (tmp_path / "cifar10.npz").symlink_to(tmp_path / "moved" / "cifar10.npz")
+    with pytest.raises(DatasetError, match=r"is a link to .*moved/cifar10\.npz, which does not exist"):
+        load_dataset("cifar10", tmp_path)
+
+
+def test_an_unreadable_file_is_a_permission_problem_not_corruption(tmp_path, monkeypatch):
+    path = tmp_path / "mnist.npz"
+    np.savez(path, **synthetic_arrays("mnist"))
+    path.chmod(0o600)  # as older versions wrote every cache, whatever the umask
+
+    def no_permission(file, *args, **kwargs):
+        # What np.load's open() raises for another user's 0600 file; the tests may run as root,
+        # whom no file mode stops, so the refusal is simulated.
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(np, "load", no_permission)
+    with pytest.raises(DatasetPermissionError) as caught:
+        load_dataset("mnist", tmp_path)
+    assert isinstance(caught.value, DatasetError)
+    message = str(caught.value)
+    owner = pwd.getpwuid(path.stat().st_uid).pw_name
+    for fragment in (str(path), f"belongs to {owner}", "-rw-------", "no read permission", "not damaged"):
+        assert fragment in message
+    assert f"Ask {owner}" in message and f"chmod a+r {path}" in message and "COURSE_DATA_DIR" in message
+    for wrong_advice in ("truncated", "corrupt", "Delete"):
+        assert wrong_advice not in message
+
+
+def test_a_data_folder_that_cannot_be_opened_is_a_permission_problem(tmp_path, monkeypatch):
+    path = tmp_path / "mnist.npz"
+    real_stat = os.stat
+
+    def folder_closed(target, *args, **kwargs):
+        if str(target) == str(path):
+            raise PermissionError(13, "Permission denied", str(target))
+        return real_stat(target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", folder_closed)
+    with pytest.raises(DatasetPermissionError, match="could not be looked at"):
+        load_dataset("mnist", tmp_path)  # not "not there", and no download tried
 
 
 def test_download_path_builds_the_cache_from_torchvision_mnist_files(tmp_path, monkeypatch):

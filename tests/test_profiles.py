@@ -1,6 +1,7 @@
 """course_utils.profiles and course_utils.recipes: one set of profile rules for every notebook."""
 
 import copy
+import os
 import pickle
 import re
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from course_utils import profiles
 from course_utils.data import CIFAR10_CLASSES, ImageDataset
 from course_utils.files import project_root
 from course_utils.profiles import (
@@ -16,10 +18,18 @@ from course_utils.profiles import (
     RunSettings,
     configure,
     default_output_dir,
+    person_folder_name,
     resolve_profile,
 )
 from course_utils.recipes import CONCRETE_PROFILES, RECIPES, checks, recipe
 from course_utils.training import TrainConfig
+
+
+@pytest.fixture(autouse=True)
+def no_runner_environment(monkeypatch):
+    """What the batch runner sets in a notebook's kernel must not leak into these tests."""
+    for name in ("COURSE_OVERRIDDEN", "COURSE_OUTPUT_DIR", "COURSE_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def test_no_setting_is_hidden_behind_an_attribute_of_run_settings():
@@ -128,6 +138,9 @@ def test_none_means_profile_default():
         ({"epochs": 0}, "EPOCHS must be a positive whole number, got 0"),
         ({"epochs": 2.5}, "EPOCHS must be a positive whole number"),
         ({"lr": -1.0}, "LR must be a positive number"),
+        ({"lr": float("1e999")}, r"LR must be a finite positive number, got inf \(.*1e999"),  # -p LR 1e999
+        ({"lr": float("nan")}, "LR must be a finite positive number, got nan"),
+        ({"weight_decay": float("-inf")}, "WEIGHT_DECAY must be a finite positive number, got -inf"),
         ({"learning_rate": 0.1}, "unknown parameter.*LEARNING_RATE.*accepts:.*EPOCHS"),
     ],
 )
@@ -148,8 +161,129 @@ def test_invalid_device_seed_and_notebook(monkeypatch):
 
 def test_output_dir_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("COURSE_OUTPUT_DIR", str(tmp_path))
-    assert default_output_dir() == tmp_path
+    assert default_output_dir() == tmp_path  # as given: the batch runner's run folder
     assert default_output_dir(tmp_path / "x") == tmp_path / "x"
+    assert configure("02_lenet5_mnist", "smoke", device="cpu").output_dir == tmp_path / "02_lenet5_mnist"
+
+
+# --- a classroom server: one checkout, many people ----------------------------------------------------
+
+
+def as_user(monkeypatch, name: str) -> None:
+    """Run as the login ``name`` (getpass reads $LOGNAME first)."""
+    monkeypatch.setenv("LOGNAME", name)
+
+
+def test_each_person_gets_an_output_folder_of_their_own_by_default(monkeypatch):
+    as_user(monkeypatch, "ann")
+    assert default_output_dir() == project_root() / "outputs" / "ann"
+    ann = configure("03_resnet20_cifar10", "smoke", device="cpu")
+    as_user(monkeypatch, "bob")
+    bob = configure("03_resnet20_cifar10", "smoke", device="cpu")
+    assert ann.output_dir == project_root() / "outputs" / "ann" / "03_resnet20_cifar10"
+    assert bob.output_dir == project_root() / "outputs" / "bob" / "03_resnet20_cifar10"
+    assert "outputs/bob/03_resnet20_cifar10" in bob.describe()
+
+
+@pytest.mark.parametrize(
+    ("login", "folder"),
+    [("ann", "ann"), ("jan.de-vries_2", "jan.de-vries_2"), ("DOMAIN\\ann", "DOMAIN_ann"), ("a b/c", "a_b_c")],
+)
+def test_a_login_name_becomes_a_safe_folder_name(login, folder):
+    assert person_folder_name(login) == folder
+
+
+@pytest.mark.parametrize("login", ["..", ".", "", "..."])
+def test_a_login_name_that_is_no_folder_name_falls_back_to_the_user_id(login):
+    assert person_folder_name(login) == f"uid{os.getuid()}"
+
+
+def test_a_login_name_never_leads_out_of_outputs():
+    assert person_folder_name("../..") == "_.."  # one plain folder: the slash is gone, no leading dot
+    assert person_folder_name(".bashrc") == "bashrc"  # not hidden
+
+
+def test_a_user_id_without_a_name_gets_a_folder_named_after_the_id(monkeypatch):
+    def no_name():
+        raise OSError("No username set in the environment")  # getpass in a container, uid not in passwd
+
+    monkeypatch.setattr("course_utils.files.getpass.getuser", no_name)
+    assert person_folder_name() == f"uid{os.getuid()}"
+
+
+def test_notebook_04_finds_the_metrics_of_its_own_person_notebook_03(monkeypatch, tmp_path):
+    monkeypatch.setattr(profiles, "project_root", lambda: tmp_path)  # outputs/ of a scratch checkout
+    as_user(monkeypatch, "ann")
+    configure("03_resnet20_cifar10", "smoke", device="cpu").write_metrics({"checkpoint": "ann.pt"})
+    assert (tmp_path / "outputs" / "ann" / "03_resnet20_cifar10" / "metrics.json").is_file()
+    assert (
+        configure("04_cnn_vs_rnn", "smoke", device="cpu").read_metrics("03_resnet20_cifar10")["checkpoint"]
+        == "ann.pt"
+    )
+    as_user(monkeypatch, "bob")  # bob has not run notebook 03: he gets nothing, not ann's weights
+    assert configure("04_cnn_vs_rnn", "smoke", device="cpu").read_metrics("03_resnet20_cifar10") is None
+
+
+def test_each_run_gets_a_new_empty_checkpoint_folder(tmp_path):
+    run = configure("03_resnet20_cifar10", "smoke", device="cpu", output_dir=tmp_path)
+    earlier = tmp_path / "03_resnet20_cifar10" / "checkpoints" / "resnet20"
+    earlier.mkdir(parents=True)
+    (earlier / "last.pt").write_bytes(b"another run's checkpoint")  # what the old shared folder held
+
+    first = run.new_checkpoint_dir("resnet20")
+    second = run.new_checkpoint_dir("resnet20")  # a re-run of the cell, even within the same second
+    for folder in (first, second):
+        assert folder.is_dir() and list(folder.iterdir()) == []
+        assert folder.parent == run.output_dir / "checkpoints"
+        assert re.fullmatch(rf"resnet20-\d{{8}}-\d{{6}}-{os.getpid()}(-\d+)?", folder.name), folder.name
+    assert first != second
+    assert (earlier / "last.pt").read_bytes() == b"another run's checkpoint"  # nothing is deleted
+
+
+@pytest.mark.parametrize("name", ["", "../elsewhere", "a/b", ".hidden", None])
+def test_a_checkpoint_folder_name_must_be_a_plain_name(tmp_path, name):
+    run = configure("03_resnet20_cifar10", "smoke", device="cpu", output_dir=tmp_path)
+    with pytest.raises(ValueError, match="a checkpoint folder name must be"):
+        run.new_checkpoint_dir(name)
+
+
+# --- claims: strict for the profile's settings, notes when parameters were changed ---------------------
+
+
+def test_a_claim_that_fails_with_the_profile_settings_stops_the_notebook(capsys):
+    run = configure("02_lenet5_mnist", "quick", device="cpu", seed=3, data_dir="/tmp", output_dir="/tmp")
+    assert run.changed_training_parameters == ()  # seed, device and folders are not training settings
+    assert run.require(True, "LeNet-5 reaches 98.5 %") is True
+    with pytest.raises(AssertionError) as caught:
+        run.require(False, "LeNet-5 reaches 98.5 % on the test set")
+    assert str(caught.value) == "LeNet-5 reaches 98.5 % on the test set"
+    assert capsys.readouterr().out == ""
+
+
+def test_a_claim_that_fails_after_a_training_parameter_changed_is_a_note(capsys):
+    run = configure("02_lenet5_mnist", "quick", device="cpu", epochs=1, lr=1e-4)
+    assert run.changed_training_parameters == ("EPOCHS", "LR")
+    assert run.require(False, "LeNet-5 reaches 98.5 % on the test set") is False
+    assert capsys.readouterr().out == (
+        "note: LeNet-5 reaches 98.5 % on the test set — not enforced, because parameters were changed "
+        "(EPOCHS, LR)\n"
+    )
+    assert run.require(True, "a claim that holds") is True and capsys.readouterr().out == ""
+
+
+def test_the_parameters_the_batch_runner_changed_count_too(monkeypatch, capsys):
+    # The runner lists its -p names; those of other notebooks and the non-training ones change nothing here.
+    monkeypatch.setenv("COURSE_OVERRIDDEN", "SEED,DEVICE,DATA_DIR,OUTPUT_DIR,PIXEL_EPOCHS")
+    strict = configure("02_lenet5_mnist", "quick", device="cpu")
+    assert strict.overridden == ()
+    with pytest.raises(AssertionError):
+        strict.require(False, "the floor")
+
+    monkeypatch.setenv("COURSE_OVERRIDDEN", " batch_size , SEED")
+    run = configure("02_lenet5_mnist", "quick", device="cpu", epochs=2)
+    assert run.overridden == ("epochs", "batch_size") and "(set by parameter)" in run.describe()
+    assert run.require(False, "the floor") is False
+    assert "because parameters were changed (EPOCHS, BATCH_SIZE)" in capsys.readouterr().out
 
 
 # --- what a run builds: training configs and batches -------------------------------------------------

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -24,6 +25,7 @@ from course_utils.runner import (
     NotebookResult,
     RunReport,
     UsageError,
+    check_datasets,
     find_notebooks,
     parse_parameter_value,
     plan_run,
@@ -72,7 +74,8 @@ def recipe_notebook(folder: Path, key: str) -> Path:
         '    {"test_accuracy": 0.875, "parameters": 61706, "requested_profile": PROFILE,\n'
         '     "epochs": run.values.get("epochs"), "executable": sys.executable, "cwd": os.getcwd(),\n'
         '     "progress": os.environ.get("COURSE_PROGRESS"), "backend": os.environ.get("MPLBACKEND"),\n'
-        '     "output_dir_env": os.environ.get("COURSE_OUTPUT_DIR"), "output_dir": OUTPUT_DIR}\n'
+        '     "output_dir_env": os.environ.get("COURSE_OUTPUT_DIR"), "output_dir": OUTPUT_DIR,\n'
+        '     "overridden_env": os.environ.get("COURSE_OVERRIDDEN")}\n'
         ")",
     )
 
@@ -92,12 +95,12 @@ def plain_notebook(folder: Path, key: str, *cells: str, parameters: str = "") ->
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess:
-    """``python -m course_utils ARGS`` in a subprocess of this Python, from the repository root."""
+    """``python -m course_utils ARGS`` in a subprocess of this Python, from ``cwd`` (the repository root)."""
     return subprocess.run(
         [sys.executable, "-m", "course_utils", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
@@ -143,6 +146,13 @@ def test_parameter_values_are_read_as_python_in_any_case(text, expected):
     # papermill's own -p would keep "true", "none", "'quoted'" and "[1, 2]" as strings.
     value = parse_parameter_value(text)
     assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize("text", ["1e999", "-1e999", "inf", "-Infinity", "nan", "NaN"])
+def test_numbers_that_are_not_finite_are_refused(text):
+    # No setting means infinity or "not a number": LR 1e999 would train to NaN, not stop at the top.
+    with pytest.raises(UsageError, match=rf"-p LR {text}: reads as -?(inf|nan), not a finite number"):
+        parse_parameter_value(text, "LR")
 
 
 def test_notebooks_are_found_in_number_order_with_their_parameters(tmp_path):
@@ -202,6 +212,8 @@ def test_auto_profile_is_resolved_once_by_the_runner(tmp_path, monkeypatch):
         (["-p", "EPOCHS", "many"], "02_lenet5_mnist: EPOCHS must be a positive whole number"),
         (["-p", "EPOCHS", "0"], "02_lenet5_mnist: EPOCHS must be a positive whole number"),
         (["-p", "SEED", "-1"], "SEED must be a non-negative whole number"),
+        (["-p", "EPOCHS", "1e999"], "-p EPOCHS 1e999: reads as inf, not a finite number"),
+        (["-p", "SEED", "nan"], "-p SEED nan: reads as nan, not a finite number"),
         (["-p", "PROFILE", "full"], "use --profile"),
         (["--timeout", "0"], "positive number of minutes"),
     ],
@@ -239,6 +251,82 @@ def test_an_unknown_profile_is_refused_with_the_valid_ones(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.fixture
+def offline_torchvision(monkeypatch):
+    """Make torchvision's MNIST and CIFAR10 fail as they do without a network (as in test_data.py)."""
+    import torchvision.datasets
+
+    class Offline:
+        def __init__(self, root, train=True, download=False):
+            raise RuntimeError(
+                "Error downloading: <urlopen error [Errno -3] Temporary failure in name resolution>"
+            )
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", Offline)
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", Offline)
+
+
+def data_notebook(folder: Path, key: str, *datasets: str) -> Path:
+    """A notebook that loads ``datasets`` from its ``DATA_DIR``, as the course's notebooks do."""
+    loads = "".join(f'\n{name} = load_dataset("{name}", DATA_DIR)' for name in datasets)
+    return plain_notebook(
+        folder, key, "from course_utils.data import load_dataset" + loads, parameters="DATA_DIR = None"
+    )
+
+
+def test_missing_datasets_are_refused_before_anything_runs(
+    tmp_path, capsys, monkeypatch, offline_torchvision
+):
+    notebooks, runs, empty = tmp_path / "notebooks", tmp_path / "runs", tmp_path / "empty"
+    data_notebook(notebooks, "01_digits", "mnist")
+    data_notebook(notebooks, "02_both", "mnist", "cifar10")
+    data_notebook(notebooks, "03_none")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(empty))
+    status = main(["run", "--notebooks-dir", str(notebooks), "--runs-dir", str(runs)])
+    error = capsys.readouterr().err
+    assert status == 2 and not runs.exists(), "nothing may run (or be created) without the data"
+    # One message: which files, for which notebooks, where it looked, why, how to fix it; whole.
+    assert error.startswith(
+        "python -m course_utils run: error: the notebooks need datasets that are not there"
+    )
+    assert (
+        "--- mnist.npz, for 01_digits, 02_both ---" in error and "--- cifar10.npz, for 02_both ---" in error
+    )
+    assert f"Looked in {empty} for mnist.npz" in error and f"Looked in {empty} for cifar10.npz" in error
+    assert "Temporary failure in name resolution" in error and "To fix: copy mnist.npz" in error
+    assert f"else $COURSE_DATA_DIR (now {empty})" in error
+    assert len(error) > 1200 and error.rstrip().endswith('see "Running offline" in README.md.')
+    # A notebook that loads nothing needs nothing; -p DATA_DIR wins over COURSE_DATA_DIR.
+    check_datasets(plan_run(notebooks, "smoke", only=["03"]))
+    given = tmp_path / "given"
+    given.mkdir()
+    for name in ("mnist", "cifar10"):
+        (given / f"{name}.npz").write_bytes(b"")  # there: what it holds is the notebook's to check
+    check_datasets(plan_run(notebooks, "smoke", [("DATA_DIR", str(given))]))
+
+
+@pytest.mark.parametrize("command", ["run", "outputs"])
+def test_an_output_folder_that_cannot_be_written_is_refused_before_anything_runs(
+    tmp_path, capsys, monkeypatch, command
+):
+    notebooks, blocker = tmp_path / "notebooks", tmp_path / "a-file"
+    plain_notebook(notebooks, "01_a")
+    blocker.write_text("in the way")  # tests run as root, whom no permission stops: a file does
+    option = "--runs-dir" if command == "run" else "--output-dir"
+    status = main([command, "--notebooks-dir", str(notebooks), option, str(blocker / "sub")])
+    error = capsys.readouterr().err
+    assert status == 2
+    assert f"cannot write into {blocker / 'sub'} (from {option}): {blocker} is not a folder" in error
+    assert f"choose another with {option} or COURSE_OUTPUT_DIR" in error
+    # Without the option, COURSE_OUTPUT_DIR decides: run folders go to its runs/ folder.
+    monkeypatch.setenv("COURSE_OUTPUT_DIR", str(blocker / "mine"))
+    status = main([command, "--notebooks-dir", str(notebooks)])
+    error = capsys.readouterr().err
+    folder = blocker / "mine" / ("runs" if command == "run" else "")
+    assert status == 2 and f"cannot write into {folder} (from COURSE_OUTPUT_DIR={blocker / 'mine'})" in error
+    assert blocker.read_text() == "in the way"
+
+
 def test_summary_table_formats_the_key_metrics(tmp_path):
     from datetime import datetime
 
@@ -252,10 +340,20 @@ def test_summary_table_formats_the_key_metrics(tmp_path):
                 "02_lenet5_mnist",
                 "ok",
                 seconds=90.0,
+                parameters={"EPOCHS": 2, "LR": 0.01},
                 metrics={"test_accuracy": 0.9912, "parameters": 61706, "device": "cpu", "profile": "quick"},
                 files={"notebook": "02_lenet5_mnist.ipynb", "html": "02_lenet5_mnist.html"},
             ),
-            NotebookResult("03_resnet20_cifar10", "not run"),
+            NotebookResult("03_resnet20_cifar10", "not run", parameters={"EPOCHS": 2}),
+            NotebookResult(  # several models: the headline names the one its accuracy is of
+                "04_cnn_vs_rnn",
+                "ok",
+                seconds=60.0,
+                metrics={"test_accuracy": 0.99, "headline": {"model": "row LSTM", "accuracy": 0.9858}},
+            ),
+            NotebookResult(
+                "05_other", "ok", seconds=6.0, metrics={"test_accuracy": 0.5, "headline_model": "GRU"}
+            ),
         ],
         started=datetime(2025, 1, 1, 12, 0, 0),
     )
@@ -274,11 +372,17 @@ def test_summary_table_formats_the_key_metrics(tmp_path):
         "quick",
     ]
     assert text.splitlines()[2].split() == ["03_resnet20_cifar10", "not", "run"]
+    assert text.splitlines()[3].split() == ["04_cnn_vs_rnn", "ok", "1.00", "row", "LSTM", "98.58", "%"]
+    assert text.splitlines()[4].split() == ["05_other", "ok", "0.10", "GRU", "50.00", "%"]
+    # The notebook that ran with -p values says so; the one that did not run does not.
+    assert text.splitlines()[5:] == ["02_lenet5_mnist ran with -p EPOCHS=2, LR=0.01"]
     markdown = report.to_markdown()
     assert (
         "| [02_lenet5_mnist](02_lenet5_mnist.html) | ok | 1.50 | 99.12 % | 61,706 | cpu | quick |" in markdown
     )
     assert "| 03_resnet20_cifar10 | not run |" in markdown
+    assert "| 04_cnn_vs_rnn | ok | 1.00 | row LSTM 98.58 % |" in markdown
+    assert "\n02_lenet5_mnist ran with -p EPOCHS=2, LR=0.01\n" in markdown
     assert report.exit_code == 1
 
 
@@ -302,9 +406,11 @@ def test_a_run_executes_every_notebook_and_writes_the_summary(tmp_path):
     )
     started = time.perf_counter()
     result = run_cli(
-        "run", "--notebooks-dir", str(notebooks), "--runs-dir", str(runs), "-p", "epochs", "2",
+        "run", "--notebooks-dir", str(notebooks), "--runs-dir", str(runs),
+        "-p", "epochs", "2", "-p", "SEED", "0",
         env={"COURSE_PROFILE": "quick",  # --profile auto (the default) resolves to it
-             "JUPYTER_PATH": str(tmp_path / "jupyter")},
+             "JUPYTER_PATH": str(tmp_path / "jupyter"),
+             "COURSE_OVERRIDDEN": "LR"},  # left over in the shell: each notebook gets its own
     )  # fmt: skip
     seconds = time.perf_counter() - started
     assert result.returncode == 0, result.stdout + result.stderr
@@ -325,9 +431,12 @@ def test_a_run_executes_every_notebook_and_writes_the_summary(tmp_path):
         "quick",
     ]
 
+    # The summary says which notebooks ran with -p values, and which.
+    assert "\n01_concepts ran with -p SEED=0\n02_lenet5_mnist ran with -p EPOCHS=2, SEED=0\n" in result.stdout
+
     summary = read_summary(run_dir)
     assert summary["profile"] == "quick" and summary["requested_profile"] == "auto"
-    assert summary["exit_code"] == 0 and summary["parameters"] == {"EPOCHS": 2}
+    assert summary["exit_code"] == 0 and summary["parameters"] == {"EPOCHS": 2, "SEED": 0}
     assert summary["environment"]["python"] == sys.version.split()[0]  # what the timings were taken on
     assert [entry["notebook"] for entry in summary["notebooks"]] == ["01_concepts", "02_lenet5_mnist"]
     for entry in summary["notebooks"]:
@@ -345,9 +454,12 @@ def test_a_run_executes_every_notebook_and_writes_the_summary(tmp_path):
         assert entry["files"] == {"notebook": f"{key}.ipynb", "html": f"{key}.html"}
         assert "<html" in (run_dir / f"{key}.html").read_text()[:2000].lower()
     # EPOCHS went to the notebook that declares it, and nowhere else.
-    assert summary["notebooks"][1]["parameters"] == {"EPOCHS": 2}
+    assert summary["notebooks"][1]["parameters"] == {"EPOCHS": 2, "SEED": 0}
     assert summary["notebooks"][1]["metrics"]["epochs"] == 2
-    assert summary["notebooks"][0]["parameters"] == {}
+    assert summary["notebooks"][0]["parameters"] == {"SEED": 0}
+    # COURSE_OVERRIDDEN names the training settings that -p changed (SEED is not one) for each notebook.
+    assert summary["notebooks"][1]["metrics"]["overridden_env"] == "EPOCHS"
+    assert summary["notebooks"][0]["metrics"]["overridden_env"] == ""
     markdown = (run_dir / "summary.md").read_text()
     assert "| [02_lenet5_mnist](02_lenet5_mnist.html) | ok |" in markdown and "87.50 %" in markdown
     # The executed notebook is saved, with the parameters injected as papermill does.
@@ -357,6 +469,7 @@ def test_a_run_executes_every_notebook_and_writes_the_summary(tmp_path):
         len(injected) == 1
         and "EPOCHS = 2" in injected[0].source
         and 'PROFILE = "quick"' in injected[0].source
+        and "SEED = 0" in injected[0].source
     )
     print(f"two recipe notebooks through the CLI: {seconds:.1f} s")
 
@@ -368,7 +481,7 @@ def failing_course(folder: Path) -> None:
         "02_broken",
         "print('preparing')",
         "# load the data\ndata = {}\nvalue = data['missing'] if False else None\n"
-        "raise ValueError('boom: the data folder is empty\\n' + 'details ' * 200)",
+        "raise ValueError('boom: the data folder is empty\\n' + 'details ' * 400)",
     )
     plain_notebook(folder, "03_after")
     plain_notebook(folder, "04_killed", "import os\n\nos._exit(1)  # the kernel dies, as when out of memory")
@@ -450,20 +563,91 @@ def test_a_notebook_past_its_timeout_is_stopped(tmp_path):
     assert (run_dir / "01_slow.ipynb").is_file() and (run_dir / "01_slow.html").is_file()
 
 
+def test_relative_folders_are_read_from_where_the_command_runs(tmp_path):
+    # The kernels run in the notebooks' folder: relative paths must reach them made absolute.
+    write_notebook(
+        tmp_path / "course" / "01_paths.ipynb",
+        'PROFILE = "auto"\nDATA_DIR = None\nOUTPUT_DIR = None',
+        "import json\nimport os\nfrom pathlib import Path",
+        'seen = {"data_dir": DATA_DIR, "data_env": os.environ["COURSE_DATA_DIR"], "output_dir": OUTPUT_DIR}\n'
+        'Path(OUTPUT_DIR, "01_paths").mkdir()\n'
+        'Path(OUTPUT_DIR, "01_paths", "metrics.json").write_text(json.dumps(seen))',
+    )
+    relative = {"COURSE_DATA_DIR": "shared-data", "COURSE_OUTPUT_DIR": "my-outputs"}
+    result = run_cli(
+        "run", "--profile", "smoke", "--notebooks-dir", "course", "-p", "DATA_DIR", "given-data",
+        env=relative, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    run_dir = only_run_folder(tmp_path / "my-outputs" / "runs")  # $COURSE_OUTPUT_DIR/runs, here
+    assert "(from COURSE_OUTPUT_DIR=my-outputs)" in result.stdout  # which setting chose the folder
+    seen = read_summary(run_dir)["notebooks"][0]["metrics"]
+    assert seen == {
+        "data_dir": str(tmp_path / "given-data"),
+        "data_env": str(tmp_path / "shared-data"),
+        "output_dir": str(run_dir),
+    }
+    # --runs-dir, relative too, wins over COURSE_OUTPUT_DIR.
+    result = run_cli(
+        "run",
+        "--profile",
+        "smoke",
+        "--notebooks-dir",
+        "course",
+        "--runs-dir",
+        "runs",
+        env=relative,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0 and "(from --runs-dir)" in result.stdout, result.stdout + result.stderr
+    assert read_summary(only_run_folder(tmp_path / "runs"))["notebooks"][0]["status"] == "ok"
+    assert len(list((tmp_path / "my-outputs" / "runs").iterdir())) == 1
+
+
+def test_the_summary_names_the_model_behind_the_headline_accuracy(tmp_path):
+    notebooks, runs = tmp_path / "notebooks", tmp_path / "runs"
+    # Of the several models a notebook compares, the headline names the one whose accuracy it quotes.
+    metrics = {"test_accuracy": 0.9912, "headline": {"model": "row LSTM", "accuracy": 0.9858}}
+    write_notebook(
+        notebooks / "04_compare.ipynb",
+        'PROFILE = "auto"\nOUTPUT_DIR = None',
+        "import json\nfrom pathlib import Path",
+        f'Path(OUTPUT_DIR, "04_compare").mkdir()\nmetrics = {metrics!r}\n'
+        'Path(OUTPUT_DIR, "04_compare", "metrics.json").write_text(json.dumps(metrics))',
+    )
+    result = run_cli("run", "--profile", "smoke", "--notebooks-dir", str(notebooks), "--runs-dir", str(runs))
+    assert result.returncode == 0, result.stdout + result.stderr
+    row = result.stdout[result.stdout.index("notebook ") :].splitlines()[1].split()
+    assert row[:2] == ["04_compare", "ok"] and row[3:] == ["row", "LSTM", "98.58", "%"]
+    assert "| row LSTM 98.58 % |" in (only_run_folder(runs) / "summary.md").read_text()
+
+
 def sleeping_cell(marker: Path) -> str:
     """A cell that writes the kernel's process id to ``marker``, then sleeps for ten minutes."""
     return f"import time\n\nPath({str(marker)!r}).write_text(str(os.getpid()))\ntime.sleep(600)"
 
 
-def interrupt_when_started(command: list[str], marker: Path, delay: float) -> tuple[int, str]:
-    """Start ``python -m course_utils`` + ``command``; send Ctrl-C ``delay`` s after ``marker`` appears.
+def interrupt_when_started(
+    command: list[str],
+    marker: Path,
+    delay: float,
+    signum: int = signal.SIGINT,
+    env: dict[str, str] | None = None,
+    hang_up: bool = False,
+    before_signal: Callable[[], None] = lambda: None,
+) -> tuple[int, str]:
+    """Start ``python -m course_utils`` + ``command``; send ``signum`` (Ctrl-C's SIGINT) ``delay`` s
+    after ``marker`` appears, having called ``before_signal``.
 
-    Returns the exit status and the output. Fails if the process does not stop within two
-    minutes of the Ctrl-C, or if the kernel that wrote ``marker`` outlives it.
+    ``hang_up``: first close the pipe the runner prints into, as when the terminal or SSH session it
+    printed to is gone (its output is then lost: the result has none). Returns the exit status and
+    the output. Fails if the process does not stop within two minutes of the signal, or if the kernel
+    that wrote ``marker`` outlives it.
     """
     process = subprocess.Popen(
         [sys.executable, "-m", "course_utils", *command],
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -471,17 +655,26 @@ def interrupt_when_started(command: list[str], marker: Path, delay: float) -> tu
         # child would inherit that (`bash .ci/run &` did): give it Ctrl-C's default action.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+    out = ""
     try:
         deadline = time.monotonic() + 300
         while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert marker.exists(), "the sleeping notebook never started"
+        if not marker.exists():
+            process.kill()
+            pytest.fail(f"the sleeping notebook never started:\n{process.communicate()[0][-4000:]}")
         time.sleep(delay)
-        process.send_signal(signal.SIGINT)
+        before_signal()
+        if hang_up:
+            process.stdout.close()
+        process.send_signal(signum)
         try:
-            out, _ = process.communicate(timeout=120)
+            if hang_up:
+                process.wait(timeout=120)
+            else:
+                out = process.communicate(timeout=120)[0]
         except subprocess.TimeoutExpired:
-            pytest.fail("the runner did not stop within 2 minutes of Ctrl-C")
+            pytest.fail(f"the runner did not stop within 2 minutes of {signal.Signals(signum).name}")
     finally:
         if process.poll() is None:
             process.kill()
@@ -524,6 +717,51 @@ def test_ctrl_c_marks_the_notebook_interrupted_and_keeps_what_finished(tmp_path,
     kept = nbformat.read(str(only_run_folder(runs) / "02_long.ipynb"), as_version=4)
     code = [cell for cell in kept.cells if cell.cell_type == "code"]
     assert [cell.execution_count for cell in code[:3]] == [1, 2, 3]
+
+
+# SIGTERM: `timeout`, a scheduler, kill. SIGHUP: the terminal or SSH session closed (its pipe is gone).
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_the_run_as_ctrl_c_does(tmp_path, signum):
+    notebooks, runs, temporary = tmp_path / "notebooks", tmp_path / "runs", tmp_path / "tmp"
+    temporary.mkdir()
+    marker = tmp_path / "kernel.pid"
+    plain_notebook(notebooks, "01_fine")
+    plain_notebook(notebooks, "02_long", sleeping_cell(marker))
+    plain_notebook(notebooks, "03_never")
+
+    def kernel_connection_files() -> list[Path]:
+        return list(temporary.glob("*.json"))
+
+    def connection_file_is_there() -> None:
+        assert kernel_connection_files(), f"the kernel wrote no connection file into {temporary}"
+
+    returncode, out = interrupt_when_started(
+        ["run", "--profile", "smoke", "--notebooks-dir", str(notebooks), "--runs-dir", str(runs)],
+        marker,
+        0.3,
+        signum=signum,
+        env={"TMPDIR": str(temporary)},  # where jupyter_client writes the kernel's connection file
+        hang_up=signum == signal.SIGHUP,
+        before_signal=connection_file_is_there,
+    )
+    name = signal.Signals(signum).name
+    assert returncode == 128 + signum, out  # 143 for SIGTERM, 129 for SIGHUP, as a shell reports them
+    if signum == signal.SIGTERM:  # (after SIGHUP nobody is there to read)
+        assert "INTERRUPTED after " in out and ": 02_long, cell index 3" in out
+        assert "SIGTERM: stopped by SIGTERM (timeout, a scheduler or kill)" in out
+    run_dir = only_run_folder(runs)
+    summary = read_summary(run_dir)
+    assert [(e["notebook"], e["status"]) for e in summary["notebooks"]] == [
+        ("01_fine", "ok"),
+        ("02_long", "interrupted"),
+        ("03_never", "not run"),
+    ]
+    assert summary["exit_code"] == 128 + signum and summary["notebooks"][1]["error"]["ename"] == name
+    assert "| [02_long](02_long.html) | interrupted |" in (run_dir / "summary.md").read_text()
+    kept = nbformat.read(str(run_dir / "02_long.ipynb"), as_version=4)
+    assert [cell.execution_count for cell in kept.cells if cell.cell_type == "code"][:3] == [1, 2, 3]
+    assert "<html" in (run_dir / "02_long.html").read_text()[:2000].lower()
+    assert not kernel_connection_files(), "the kernel was not shut down cleanly"
 
 
 def test_ctrl_c_during_outputs_leaves_the_notebook_unchanged(tmp_path):

@@ -57,9 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "back in place; one that fails is left unchanged, its execution kept as outputs/failed-<name>.ipynb.",
         epilog=EXIT_STATUSES,
     )
-    run.add_argument(
-        "--profile", choices=PROFILES, default="auto", help="the PROFILE of every notebook (default: auto)"
-    )
+    run.add_argument("--profile", choices=PROFILES, default="auto", help="of every notebook (default: auto)")
     outputs.add_argument("--profile", choices=CONCRETE_PROFILES, default="quick", help="default: quick")
     run.add_argument(
         "-p",
@@ -71,16 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="set a parameter in every notebook that declares it (repeatable); VALUE is read as Python",
     )
     run.add_argument(
-        "--runs-dir",
-        type=Path,
-        metavar="DIR",
-        help="where run folders go (default: $COURSE_OUTPUT_DIR/runs, else runs/)",
+        "--runs-dir", type=Path, metavar="DIR", help="default: $COURSE_OUTPUT_DIR/runs, else runs/"
     )
     outputs.add_argument(
-        "--output-dir",
-        type=Path,
-        metavar="DIR",
-        help="the notebooks' COURSE_OUTPUT_DIR (default: $COURSE_OUTPUT_DIR, else outputs/)",
+        "--output-dir", type=Path, metavar="DIR", help="default: $COURSE_OUTPUT_DIR, else outputs/"
     )
     for command, timeout in ((run, None), (outputs, 120.0)):
         command.add_argument(
@@ -129,12 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress=args.progress,
                 log_output=args.log_output,
             )
-        except UsageError as error:
-            print(f"python -m course_utils {args.command}: error: {error}", file=sys.stderr)
-            return EXIT_USAGE
-        except ModuleNotFoundError as error:  # `pip install .` alone brings only what the notebooks import
-            install = "install the batch tools: pip install -e '.[batch]'"
-            print(f"python -m course_utils: error: {error}; {install}", file=sys.stderr)
+        except (UsageError, ModuleNotFoundError) as error:
+            # `pip install .` alone brings only what the notebooks import, not the batch tools.
+            missing = isinstance(error, ModuleNotFoundError)
+            fix = "; install the batch tools: pip install -e '.[batch]'" if missing else ""
+            print(f"python -m course_utils {args.command}: error: {error}{fix}", file=sys.stderr)
             return EXIT_USAGE
         except KeyboardInterrupt as stop:  # in the checks, or a second one (run_notebooks handles the first)
             print(f"\nInterrupted ({stop or 'Ctrl-C'}).", file=sys.stderr)

@@ -1,9 +1,7 @@
 """Run the course's notebooks in batch: into a run folder (``make course``) or in place (``make outputs``).
 
-:func:`execute_notebook` is the one way a notebook is executed (top to bottom in a fresh kernel of
-this Python, with a deadline, and Ctrl-C stopping it cleanly) and :func:`stop_status` the one mapping
-from what stopped it to a status; :func:`run_notebooks` runs the course with it, for both commands of
-``python -m course_utils``. Parameters are injected as papermill does, so papermill runs them too.
+One execution path (:func:`execute_notebook`) and one error mapping (:func:`stop_status`) serve both
+commands of ``python -m course_utils``. Parameters are injected as papermill does.
 """
 
 from __future__ import annotations
@@ -39,9 +37,7 @@ RUNNER_PARAMETERS = {
     "PROFILE": "use --profile to choose the profile",
     "OUTPUT_DIR": "a batch run writes into its run folder: move it with --runs-dir (or COURSE_OUTPUT_DIR)",
 }
-#: ``-p`` names that are not training settings: they do not count as overrides (``COURSE_OVERRIDDEN``).
-NOT_TRAINING = {"PROFILE", "SEED", "DEVICE", "DATA_DIR", "OUTPUT_DIR"}
-OVERRIDE_ENV, DATA_ENV = "COURSE_OVERRIDDEN", "COURSE_DATA_DIR"
+DATA_ENV = "COURSE_DATA_DIR"
 #: What stops a run as Ctrl-C does, and why it usually comes.
 STOP_SIGNALS = {signal.SIGTERM: "timeout, a scheduler or kill", signal.SIGHUP: "the terminal closed"}
 MESSAGE_LIMIT = 2000  # characters of an exception's message kept in the summary and shown
@@ -84,9 +80,8 @@ def stop_on_signals() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class CourseNotebook:
-    """A notebook of the course: its file, its number (``2`` for ``02_lenet5_mnist.ipynb``), what its
-    ``parameters`` cell assigns (``{name: default as source text}``), its ``configure`` call and the
-    datasets it loads (its ``load_dataset("mnist", ...)`` calls)."""
+    """A notebook: its file, number (``2`` for ``02_…``), ``parameters`` cell (``{name: default as source
+    text}``), ``configure`` call and the datasets it loads (``load_dataset("mnist", ...)``)."""
 
     path: Path
     number: int
@@ -213,11 +208,9 @@ def plan_run(
 ) -> RunPlan:
     """Check every argument and resolve the profile (``auto`` once, here), before anything runs.
 
-    A ``-p NAME`` goes to every selected notebook whose parameters cell declares ``NAME``, in any case
-    (``-p epochs 3`` sets ``EPOCHS``); a relative ``-p DATA_DIR`` is made absolute here, from the folder
-    the command runs in (the kernels run in the notebooks' folder). Raises UsageError for an unknown
-    profile or notebook, a parameter the runner sets itself or that no notebook declares (listing what
-    each declares), a value that a notebook would refuse, a timeout that is not positive, or no notebooks.
+    A ``-p NAME`` goes to every selected notebook that declares ``NAME``, in any case (``-p epochs 3``
+    sets ``EPOCHS``); a relative ``-p DATA_DIR`` is made absolute, as the kernels run in ``notebooks/``.
+    Raises UsageError for any argument that is wrong, saying why (for an unknown name: what each declares).
     """
     try:
         concrete = profiles.resolve_profile(profile)
@@ -235,13 +228,13 @@ def plan_run(
         if name.upper() == "DATA_DIR" and value is not None:
             if not isinstance(value, str):
                 raise UsageError(f"-p {name}: the path of a folder, got {value!r}")
-            value = str(Path(value).expanduser().absolute())
+            value = str(default_data_dir(value))  # absolute, from the folder the command runs in
         takers = [(n.key, p) for n in notebooks for p in n.parameters if p.upper() == name.upper()]
         if not takers:
-            declared = {
-                n.key: [p for p in n.parameters if p.upper() not in RUNNER_PARAMETERS] for n in notebooks
-            }
-            listed = "".join(f"\n  {key}: {', '.join(names)}" for key, names in declared.items())
+            listed = "".join(
+                f"\n  {n.key}: {', '.join(p for p in n.parameters if p.upper() not in RUNNER_PARAMETERS)}"
+                for n in notebooks
+            )
             raise UsageError(f"no notebook declares the parameter {name!r}; they declare:{listed}")
         for key, declared_name in takers:
             chosen[key][declared_name] = value
@@ -253,10 +246,8 @@ def plan_run(
 def check_datasets(plan: RunPlan) -> None:
     """Refuse, before anything runs, notebooks that need a dataset their data folder lacks.
 
-    The folder is the notebook's ``-p DATA_DIR``, else ``$COURSE_DATA_DIR``, else ``data/`` in the
-    repository; a missing ``<name>.npz`` is made as the notebook would (:func:`load_dataset`: from
-    torchvision's files, or downloaded). Raises UsageError, whole: each dataset that could not be had,
-    for which notebooks, where it was looked for, why, and how to fix it.
+    A missing ``<name>.npz`` is first made as the notebook would (:func:`load_dataset`). Raises
+    UsageError, whole: each dataset missing, for which notebooks, where it looked, why, and the fix.
     """
     needed: dict[tuple[str, Path], list[str]] = {}
     for notebook in plan.notebooks:
@@ -331,12 +322,11 @@ def execute_notebook(
 ) -> tuple[Any, NotebookResult]:
     """Execute the notebook ``path`` top to bottom in a fresh kernel of this Python; write nothing.
 
-    The kernel runs in the notebook's folder and is stopped at the end: also after a failure, past
-    the deadline (``timeout_minutes`` for the whole notebook), or after Ctrl-C (caught: ``interrupted``).
-    ``parameters`` go in a cell tagged ``injected-parameters`` after the one tagged ``parameters``, as
-    papermill does (None: run the notebook as written); ``environment`` is added to this process's.
-    ``progress``: ``lines`` (a line per cell), ``bar`` (on stderr) or ``none``; ``log_output``: also
-    print what the cells print. Returns the executed notebook (nbformat) and how it ended.
+    The kernel runs in the notebook's folder and is shut down also after a failure, past the deadline
+    (``timeout_minutes`` for the whole notebook) or a stop signal (caught: ``interrupted``).
+    ``parameters`` go in a cell tagged ``injected-parameters`` after the ``parameters`` one, as papermill
+    does (None: as written); ``environment`` is added to this process's. Returns the executed notebook
+    (nbformat) and how it ended.
     """
     import nbformat
     import zmq
@@ -421,17 +411,6 @@ def first_line(source: str) -> str:
 def shorten(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, marking the cut."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def report_outcome(result: NotebookResult) -> None:
-    """Print how a notebook ended: ``ok in …``, or its status, cell, and the exception's name and message."""
-    took = f"{result.seconds:.1f} s ({result.seconds / 60:.2f} min)"
-    if result.status == OK:
-        print(f"    ok in {took}", flush=True)
-        return
-    print(f"    {result.status.upper()} after {took}: {result.notebook}, {result.stopped_at(80)}")
-    message = result.error["evalue"].replace("\n", "\n      ")
-    print(f"    {result.error['ename']}: {message}", flush=True)
 
 
 @dataclass
@@ -583,21 +562,13 @@ def run_notebooks(
     progress: str = "auto",
     log_output: bool = False,
 ) -> RunReport:
-    """Execute the course's notebooks in order with :func:`execute_notebook`, and summarise.
+    """Check everything (UsageError), then execute the notebooks in order and summarise.
 
-    ``run`` (the default): each notebook gets ``PROFILE``, ``OUTPUT_DIR`` and its ``-p`` values in a
-    cell after its ``parameters`` cell and is kept, with its HTML, in a new folder of ``target_dir``
-    (see :func:`output_folder`), ``<YYYYmmdd-HHMMSS>-<profile>/``, beside the ``<notebook>/metrics.json``
-    it writes (04 finds there the checkpoint 03 wrote) and ``summary.json`` / ``summary.md`` (written
-    before each notebook and at the end). ``in_place`` (``outputs``): the notebooks run as written
-    (``PROFILE = "auto"`` reads ``COURSE_PROFILE``); one that ran to the end is written back, one that
-    stopped is left unchanged and its execution kept as ``failed-<name>.ipynb`` in ``target_dir``.
-    Every kernel gets ``COURSE_PROFILE`` (resolved once), ``COURSE_OUTPUT_DIR``, ``COURSE_DATA_DIR``
-    made absolute, ``COURSE_OVERRIDDEN`` (the training settings set by ``-p``, comma-separated), text
-    progress bars (a widget does not render in a saved notebook) and a headless Matplotlib.
-    ``keep_going``: go on after a notebook stops (default: the rest are ``not run``);
-    ``progress="auto"``: a bar on a terminal. Before anything runs, the arguments, the output folder
-    and the datasets are checked (UsageError).
+    ``run``: each notebook gets ``PROFILE``, ``OUTPUT_DIR`` and its ``-p`` values injected and is kept,
+    with its HTML, in a new folder ``<YYYYmmdd-HHMMSS>-<profile>/`` of ``target_dir``, beside the
+    metrics it writes (04 finds there the checkpoint 03 wrote) and the summary (written before each
+    notebook and at the end). ``in_place`` (``outputs``): the notebooks run as written and one that ran
+    to the end is written back (see :func:`keep`). Every kernel gets ``COURSE_PROFILE``, resolved once.
     """
     if in_place and parameters:
         raise UsageError("the stored outputs come from the notebooks as written: no -p parameters")
@@ -610,8 +581,9 @@ def run_notebooks(
     results = [NotebookResult(n.key, parameters=plan.parameters[n.key]) for n in plan.notebooks]
     given = {name.upper(): value for name, value in parameters}
     report = RunReport(output_dir, plan.profile, profile, given, results, started)
-    environment = {"COURSE_PROGRESS": "text", "MPLBACKEND": "Agg", profiles.OUTPUT_ENV: str(output_dir)}
-    environment[profiles.PROFILE_ENV] = plan.profile
+    # Text progress bars (a widget does not render in a saved notebook) and a headless Matplotlib.
+    environment = {"COURSE_PROGRESS": "text", "MPLBACKEND": "Agg", profiles.PROFILE_ENV: plan.profile}
+    environment[profiles.OUTPUT_ENV] = str(output_dir)
     if os.environ.get(DATA_ENV, "").strip():  # the kernels run in the notebooks' folder, not here
         environment[DATA_ENV] = str(default_data_dir())
     runner = {"PROFILE": plan.profile, "OUTPUT_DIR": str(output_dir)}
@@ -628,20 +600,18 @@ def run_notebooks(
             print(f"[{position}/{len(results)}] {notebook.key} ({plan.profile}) ...", flush=True)
             # The runner's own parameters, for a notebook that declares them, then the -p values.
             declared = {name: runner[name.upper()] for name in notebook.parameters if name.upper() in runner}
-            overridden = [
-                n for n, v in result.parameters.items() if v is not None and n.upper() not in NOT_TRAINING
-            ]
+            # configure() counts those that are training settings of the notebook as changed.
+            overridden = ",".join(name for name, value in result.parameters.items() if value is not None)
             running = result
             executed, outcome = execute_notebook(
                 notebook.path,
                 parameters=None if in_place else declared | result.parameters,
-                environment=environment | {OVERRIDE_ENV: ",".join(overridden)},
+                environment=environment | {profiles.OVERRIDDEN_ENV: overridden},
                 timeout_minutes=timeout_minutes,
                 progress=progress,
                 log_output=log_output,
             )
             result.status, result.seconds, result.error = outcome.status, outcome.seconds, outcome.error
-            report_outcome(result)
             keep(notebook, result, executed, output_dir, in_place)
             if result.status == INTERRUPTED or (result.status != OK and not keep_going):
                 break
@@ -661,13 +631,24 @@ def run_notebooks(
 def keep(
     notebook: CourseNotebook, result: NotebookResult, executed: Any, output_dir: Path, in_place: bool
 ) -> None:
-    """Write an executed notebook where :func:`run_notebooks` says, say where, and read its metrics."""
+    """Print how a notebook ended, write it where :func:`run_notebooks` says, and read its metrics.
+
+    In place, one that ran to the end is written back; one that stopped is left unchanged (so are its
+    old metrics) and its execution kept as ``failed-<name>.ipynb`` in ``output_dir``.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
+    took = f"{result.seconds:.1f} s ({result.seconds / 60:.2f} min)"
+    if result.status == OK:
+        print(f"    ok in {took}", flush=True)
+    else:
+        print(f"    {result.status.upper()} after {took}: {result.notebook}, {result.stopped_at(80)}")
+        message = result.error["evalue"].replace("\n", "\n      ")
+        print(f"    {result.error['ename']}: {message}", flush=True)
     text = nbformat.writes(executed) + "\n"
     failed = output_dir / f"failed-{notebook.key}.ipynb"
-    if in_place and result.status != OK:  # the notebook is left as it was (so are its old metrics)
+    if in_place and result.status != OK:
         atomic_write(failed, text)
         unchanged, kept = (display_path(path, outside="absolute") for path in (notebook.path, failed))
         print(f"    {unchanged} is unchanged; the failed execution is in {kept}")

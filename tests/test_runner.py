@@ -75,7 +75,7 @@ def recipe_notebook(folder: Path, key: str) -> Path:
         '     "epochs": run.values.get("epochs"), "executable": sys.executable, "cwd": os.getcwd(),\n'
         '     "progress": os.environ.get("COURSE_PROGRESS"), "backend": os.environ.get("MPLBACKEND"),\n'
         '     "output_dir_env": os.environ.get("COURSE_OUTPUT_DIR"), "output_dir": OUTPUT_DIR,\n'
-        '     "overridden_env": os.environ.get("COURSE_OVERRIDDEN")}\n'
+        '     "overridden_env": os.environ.get("COURSE_OVERRIDDEN"), "overridden": list(run.overridden)}\n'
         ")",
     )
 
@@ -457,9 +457,12 @@ def test_a_run_executes_every_notebook_and_writes_the_summary(tmp_path):
     assert summary["notebooks"][1]["parameters"] == {"EPOCHS": 2, "SEED": 0}
     assert summary["notebooks"][1]["metrics"]["epochs"] == 2
     assert summary["notebooks"][0]["parameters"] == {"SEED": 0}
-    # COURSE_OVERRIDDEN names the training settings that -p changed (SEED is not one) for each notebook.
-    assert summary["notebooks"][1]["metrics"]["overridden_env"] == "EPOCHS"
-    assert summary["notebooks"][0]["metrics"]["overridden_env"] == ""
+    # COURSE_OVERRIDDEN names each notebook's own -p values (not the shell's); configure counts the
+    # training settings among them as changed (SEED is not one).
+    assert summary["notebooks"][1]["metrics"]["overridden_env"] == "EPOCHS,SEED"
+    assert summary["notebooks"][0]["metrics"]["overridden_env"] == "SEED"
+    assert summary["notebooks"][1]["metrics"]["overridden"] == ["epochs"]
+    assert summary["notebooks"][0]["metrics"]["overridden"] == []
     markdown = (run_dir / "summary.md").read_text()
     assert "| [02_lenet5_mnist](02_lenet5_mnist.html) | ok |" in markdown and "87.50 %" in markdown
     # The executed notebook is saved, with the parameters injected as papermill does.

@@ -12,12 +12,16 @@ from torch import nn
 from course_utils.models import (
     MLP,
     MODEL_NAMES,
+    TCN,
     BasicBlock,
+    CausalConv1d,
     LeNet5,
+    RecurrentSequenceModel,
     ResNet,
     SequenceRNN,
     ZeroPadShortcut,
     build_model,
+    init_recurrent_weights,
     resnet20,
     resnet32,
     resnet44,
@@ -504,3 +508,216 @@ def test_build_model_builds_every_name() -> None:
 def test_build_model_lists_the_valid_names() -> None:
     with pytest.raises(ValueError, match=r"unknown model 'lenet'.*lenet5, mlp, resnet20"):
         build_model("lenet")
+
+
+# --------------------------------------------------------------------------------------
+# Sequence models: TCN and RecurrentSequenceModel
+# --------------------------------------------------------------------------------------
+
+
+def input_gradient(model: nn.Module, x: torch.Tensor, step: int) -> torch.Tensor:
+    """How much the output at `step` (summed over the batch and outputs) moves with each input step.
+
+    Returns ``(T,)``: the absolute input gradient summed over the batch and the input channels.
+    """
+    x = x.clone().requires_grad_(True)
+    model.eval()
+    out = model(x)  # (N, T, K)
+    (gradient,) = torch.autograd.grad(out[:, step].sum(), x)
+    return gradient.abs().sum(dim=(0, 2))
+
+
+@pytest.mark.parametrize(("kernel_size", "levels"), [(2, 1), (2, 3), (3, 4), (4, 5), (8, 2)])
+def test_tcn_receptive_field_formula(kernel_size: int, levels: int) -> None:
+    model = TCN(2, 1, channels=[4] * levels, kernel_size=kernel_size)
+    assert model.levels == levels
+    assert model.receptive_field == 1 + 2 * (kernel_size - 1) * (2**levels - 1)
+    # Level i is dilated by 2**i, and the first block adds a 1x1 convolution to its shortcut.
+    assert [block.conv1.dilation[0] for block in model.blocks] == [2**i for i in range(levels)]
+
+
+@pytest.mark.parametrize(("kernel_size", "levels"), [(2, 3), (3, 2), (4, 3)])
+@pytest.mark.parametrize("weight_norm", [True, False])
+def test_tcn_is_causal_and_sees_exactly_its_receptive_field(
+    kernel_size: int, levels: int, weight_norm: bool
+) -> None:
+    model = TCN(
+        3, 2, channels=[6] * levels, kernel_size=kernel_size, weight_norm=weight_norm, outputs="every_step"
+    )
+    field = model.receptive_field
+    length = field + 10
+    x = torch.randn(8, length, 3)
+    step = length - 3
+    reach = input_gradient(model, x, step)
+    # Causal: nothing after `step` matters. Exactly the `field` steps ending at `step` do.
+    assert torch.all(reach[step + 1 :] == 0)
+    assert torch.all(reach[step - field + 1 : step + 1] > 0)
+    assert torch.all(reach[: step - field + 1] == 0)
+    # Near the start the window is cut by the zero padding: step 4 sees steps 0..4 only.
+    early = input_gradient(model, x, 4)
+    assert torch.all(early[:5] > 0) and torch.all(early[5:] == 0)
+
+
+def test_recurrent_sequence_model_is_causal_and_reaches_back_to_the_start() -> None:
+    model = RecurrentSequenceModel(3, 2, hidden_size=8, cell="gru", outputs="every_step")
+    reach = input_gradient(model, torch.randn(4, 20, 3), 12)
+    assert torch.all(reach[13:] == 0) and torch.all(reach[:13] > 0)  # unlike a TCN, no fixed window
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda outputs: TCN(5, 3, channels=[8, 8, 6], kernel_size=3, outputs=outputs),
+        lambda outputs: RecurrentSequenceModel(5, 3, hidden_size=8, cell="lstm", outputs=outputs),
+    ],
+)
+def test_sequence_models_output_last_or_every_step(build) -> None:
+    x = torch.randn(4, 11, 5)
+    torch.manual_seed(1)
+    last = build("last").eval()
+    torch.manual_seed(1)
+    every = build("every_step").eval()
+    with torch.no_grad():
+        assert last(x).shape == (4, 3)
+        assert every(x).shape == (4, 11, 3)
+        # The same weights: the last step's output is the one-output model's answer.
+        torch.testing.assert_close(every(x)[:, -1], last(x))
+
+
+def test_tcn_blocks_have_the_papers_parts() -> None:
+    model = TCN(2, 1, channels=[8, 8, 16], kernel_size=3, dropout=0.1)
+    first, second, third = model.blocks
+    # A 1x1 convolution on the residual path only where the number of channels changes.
+    assert isinstance(first.shortcut, nn.Conv1d) and first.shortcut.kernel_size == (1,)
+    assert isinstance(second.shortcut, nn.Identity)
+    assert isinstance(third.shortcut, nn.Conv1d) and third.shortcut.out_channels == 16
+    assert first.dropout.p == 0.1
+    # Weight norm: the weight is g * v / ||v||, stored as two parameters.
+    assert nn.utils.parametrize.is_parametrized(first.conv1, "weight")
+    plain = TCN(2, 1, channels=[8], weight_norm=False)
+    assert not nn.utils.parametrize.is_parametrized(plain.blocks[0].conv1)
+
+
+def test_causal_conv1d_pads_on_the_left_only() -> None:
+    conv = CausalConv1d(1, 1, kernel_size=3, dilation=2)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[[1.0, 10.0, 100.0]]]))
+        conv.bias.zero_()
+    x = torch.arange(1.0, 8.0).view(1, 1, 7)
+    out = conv(x)
+    assert out.shape == (1, 1, 7)
+    # out[t] = 1 * x[t - 4] + 10 * x[t - 2] + 100 * x[t], with zeros before the start.
+    assert out[0, 0, 6].item() == 3 + 10 * 5 + 100 * 7
+    assert out[0, 0, 0].item() == 100 * 1
+
+
+def tcn_parameters(input_size: int, output_size: int, channels: list[int], k: int) -> int:
+    """Parameters of a weight-normed TCN, counted by hand: per convolution C_in * C_out * k weights,
+    C_out biases and C_out weight-norm gains; a 1x1 shortcut where the width changes; the head."""
+    total, width = 0, input_size
+    for c in channels:
+        total += (width * c * k + 2 * c) + (c * c * k + 2 * c)
+        if width != c:
+            total += width * c + c
+        width = c
+    return total + width * output_size + output_size
+
+
+@pytest.mark.parametrize(
+    ("input_size", "output_size", "channels", "k"),
+    [(2, 1, [24] * 6, 3), (10, 10, [24] * 4, 3), (1, 10, [32] * 4, 8), (3, 2, [4, 8], 2)],
+)
+def test_tcn_parameter_count(input_size: int, output_size: int, channels: list[int], k: int) -> None:
+    model = TCN(input_size, output_size, channels=channels, kernel_size=k)
+    assert n_params(model) == tcn_parameters(input_size, output_size, channels, k)
+
+
+@pytest.mark.parametrize(("cell", "gates"), [("rnn", 1), ("lstm", 4), ("gru", 3)])
+def test_recurrent_sequence_model_parameter_count(cell: str, gates: int) -> None:
+    d, h, k = 2, 32, 1
+    model = RecurrentSequenceModel(d, k, hidden_size=h, cell=cell)
+    assert n_params(model) == gates * (h * (d + h) + 2 * h) + (h + 1) * k
+
+
+def test_pinned_parameter_counts_of_the_sequence_models() -> None:
+    # The LSTM of the adding problem against a TCN of about the same size (see benchmarks).
+    assert n_params(RecurrentSequenceModel(2, 1, hidden_size=64, cell="lstm")) == 17_473
+    assert n_params(TCN(2, 1, channels=[24] * 6, kernel_size=3)) == 19_825
+
+
+def test_recurrent_sequence_model_starts_like_sequence_rnn() -> None:
+    model = RecurrentSequenceModel(28, 10, hidden_size=32, cell="lstm")
+    bias = model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0
+    assert torch.equal(bias[32:64], torch.ones(32))  # forget gate
+    assert torch.equal(bias[:32], torch.zeros(32)) and torch.equal(bias[64:], torch.zeros(64))
+    for gate in model.rnn.weight_hh_l0.detach().split(32):
+        torch.testing.assert_close(gate @ gate.T, torch.eye(32), atol=1e-5, rtol=0)
+    x = torch.randn(3, 7, 28)
+    with torch.no_grad():
+        states, _ = model.rnn(x)
+        torch.testing.assert_close(model(x), model.fc(states[:, -1]))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_recurrent_sequence_model_and_sequence_rnn_share_their_initialisation(cell: str) -> None:
+    # Built in the same order from the same seed, the two models get identical weights: one
+    # initialisation, init_recurrent_weights, for images and for sequences.
+    torch.manual_seed(3)
+    image_model = SequenceRNN(input_size=28, hidden_size=16, cell=cell)
+    torch.manual_seed(3)
+    sequence_model = RecurrentSequenceModel(28, 10, hidden_size=16, cell=cell)
+    for a, b in zip(image_model.parameters(), sequence_model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    x = mnist_batch()
+    with torch.no_grad():
+        torch.testing.assert_close(image_model(x), sequence_model(x[:, 0]))  # rows = the sequence
+    rnn = nn.LSTM(3, 8)
+    init_recurrent_weights(rnn)
+    assert torch.equal(rnn.bias_ih_l0[8:16], torch.ones(8)) and not rnn.bias_hh_l0.any()
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: TCN(2, 1, channels=[]), "channels"),
+        (lambda: TCN(2, 1, kernel_size=1), "kernel_size"),
+        (lambda: TCN(2, 1, outputs="all"), "outputs must be"),
+        (lambda: RecurrentSequenceModel(2, 1, cell="transformer"), "cell must be one of"),
+        (lambda: RecurrentSequenceModel(2, 1, outputs="first"), "outputs must be"),
+    ],
+)
+def test_sequence_models_reject_bad_arguments(build, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+@pytest.mark.parametrize("model", [TCN(2, 1), RecurrentSequenceModel(2, 1)])
+def test_sequence_models_say_which_input_they_need(model: nn.Module) -> None:
+    with pytest.raises(ValueError, match=r"\(N, T, input_size=2\).*\(4, 1, 28, 28\)"):
+        model(torch.randn(4, 1, 28, 28))
+    with pytest.raises(ValueError, match=r"input_size=2"):
+        model(torch.randn(4, 10, 3))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: TCN(2, 3, channels=[8, 8], kernel_size=3),
+        lambda: TCN(2, 3, channels=[8, 8], kernel_size=3, weight_norm=False),
+        lambda: RecurrentSequenceModel(2, 3, hidden_size=8, cell="rnn"),
+        lambda: RecurrentSequenceModel(2, 3, hidden_size=8, cell="lstm"),
+        lambda: RecurrentSequenceModel(2, 3, hidden_size=8, cell="gru"),
+    ],
+)
+def test_one_gradient_step_lowers_the_loss_of_a_sequence_model(build) -> None:
+    model = build().train()
+    x, y = torch.randn(4, 12, 2), torch.tensor([0, 1, 2, 0])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    before = F.cross_entropy(model(x), y)
+    optimizer.zero_grad()
+    before.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    optimizer.step()
+    with torch.no_grad():
+        after = F.cross_entropy(model(x), y)
+    assert after.item() < before.item()

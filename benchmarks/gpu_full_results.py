@@ -53,11 +53,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import article_pipeline  # noqa: E402
 from benchmarks.article_pipeline import article_test, article_train_epoch, synchronize  # noqa: E402
-from course_utils.data import DataSplits, load_dataset, make_batches  # noqa: E402
+from course_utils.data import BatchSplits, load_dataset, make_batches  # noqa: E402
 from course_utils.environment import cpu_name, seed_everything  # noqa: E402
 from course_utils.evaluation import evaluate  # noqa: E402
-from course_utils.models import LeNet5, RowRNN, resnet20  # noqa: E402
-from course_utils.recipes import RECIPES, training_options  # noqa: E402
+from course_utils.models import LeNet5, SequenceRNN, resnet20  # noqa: E402
+from course_utils.recipes import recipe, training_options  # noqa: E402
 from course_utils.training import fit  # noqa: E402
 
 START = time.perf_counter()
@@ -106,10 +106,11 @@ def article_throughput(model, dataset, batch_size, device, steps=60) -> float:
 # ---------------------------------------------------------------------------------------
 
 
-def course_run(model, data, settings: dict, **extra) -> dict:
-    """Train with fit() and the recipe's settings; evaluate on the test set once."""
+def course_run(model, data, settings: dict, device: torch.device, **extra) -> dict:
+    """Train with fit() and the recipe's settings on ``device``; evaluate on the test set once."""
     options = training_options(settings)
-    options.update(extra)
+    # fit decides the device; "auto" would pick a visible GPU even with --cpu, so name it.
+    options.update(extra, device=str(device))
     synchronize()
     start = time.perf_counter()
     history = fit(model, data.train, data.val, progress=False, **options)
@@ -129,10 +130,10 @@ def course_run(model, data, settings: dict, **extra) -> dict:
     }
 
 
-def warm_up(make_model, data, settings: dict, steps_epochs: int = 2, **extra) -> dict:
+def warm_up(make_model, data, settings: dict, device: torch.device, steps_epochs: int = 2, **extra) -> dict:
     """Untimed: initialise CUDA/cuDNN and compile, on a throwaway model; measure speed."""
     options = training_options(settings)
-    options.update(extra, epochs=steps_epochs, progress=False)
+    options.update(extra, epochs=steps_epochs, progress=False, device=str(device))
     start = time.perf_counter()
     history = fit(make_model(), data.train, None, **options)
     return {
@@ -148,20 +149,21 @@ def warm_up(make_model, data, settings: dict, steps_epochs: int = 2, **extra) ->
 # ---------------------------------------------------------------------------------------
 
 
-def recipe_batches(dataset, recipe: dict, device: torch.device, prefix: str = "", **options) -> DataSplits:
+def recipe_batches(dataset, settings: dict, device: torch.device, prefix: str = "", **options) -> BatchSplits:
     """The batches a notebook's recipe asks for, split and shuffled with seed 0.
 
     Reads ``{prefix}batch_size``, ``{prefix}train_subset`` and ``{prefix}test_subset`` (e.g.
     ``prefix="pixel_"`` for notebook 04's pixel-by-pixel models) and the recipe's ``val_size``;
-    ``options`` go to :func:`make_batches` (``drop_last``, ``channels_last``).
+    ``options`` go to :func:`make_batches` (``drop_last``). The batches stay plain: ``fit``
+    decides the memory layout (channels-last for convolutional models).
     """
     return make_batches(
         dataset,
-        batch_size=recipe[f"{prefix}batch_size"],
+        batch_size=settings[f"{prefix}batch_size"],
         device=device,
-        val_size=recipe["val_size"],
-        train_subset=recipe[f"{prefix}train_subset"],
-        test_subset=recipe[f"{prefix}test_subset"],
+        val_size=settings["val_size"],
+        train_subset=settings[f"{prefix}train_subset"],
+        test_subset=settings[f"{prefix}test_subset"],
         seed=0,
         **options,
     )
@@ -172,21 +174,21 @@ def part_mnist(data_dir: Path, device: torch.device) -> dict:
     dataset = load_dataset("mnist", data_dir)
     results: dict = {}
 
-    lenet = shrink(RECIPES["02_lenet5_mnist"]["full"])
+    lenet = shrink(recipe("02_lenet5_mnist", "full"))
     data = recipe_batches(dataset, lenet, device, drop_last=True)
     seed_everything(1)
-    results["lenet5_warmup"] = warm_up(LeNet5, data, lenet, steps_epochs=1)
+    results["lenet5_warmup"] = warm_up(LeNet5, data, lenet, device, steps_epochs=1)
     seed_everything(0)
-    results["lenet5"] = course_run(LeNet5(), data, lenet)
+    results["lenet5"] = course_run(LeNet5(), data, lenet, device)
     log(f"LeNet-5: {results['lenet5']['test_accuracy']:.2%} in {results['lenet5']['train_seconds']:.1f} s")
 
-    rnn = shrink(RECIPES["04_cnn_vs_rnn"]["full"])
+    rnn = shrink(recipe("04_cnn_vs_rnn", "full"))
     rnn_data = recipe_batches(dataset, rnn, device)
     for cell in ("lstm", "gru", "rnn"):
         settings = training_options(rnn, prefix=f"{cell}_")
         seed_everything(0)
-        model = RowRNN(input_size=28, hidden_size=rnn["hidden_size"], cell=cell)
-        results[f"row_{cell}"] = course_run(model, rnn_data, settings)
+        model = SequenceRNN(input_size=28, hidden_size=rnn["hidden_size"], cell=cell)
+        results[f"row_{cell}"] = course_run(model, rnn_data, settings, device)
         log(f"row-wise {cell}: {results[f'row_{cell}']['test_accuracy']:.2%}")
 
     for batch_size in (128, lenet["batch_size"]):
@@ -205,23 +207,29 @@ def part_pixel(data_dir: Path, device: torch.device, budget_s: float) -> dict:
     """
     check_data(data_dir, "mnist.npz")
     dataset = load_dataset("mnist", data_dir)
-    recipe = shrink(RECIPES["04_cnn_vs_rnn"]["full"], pixel_train_subset=512, pixel_test_subset=256)
-    settings = training_options(recipe, prefix="pixel_")
-    data = recipe_batches(dataset, recipe, device, prefix="pixel_")
+    # --smoke: pixel_epochs too, since the pixel model reads pixel_epochs before epochs.
+    full = shrink(
+        recipe("04_cnn_vs_rnn", "full"), pixel_train_subset=512, pixel_test_subset=256, pixel_epochs=1
+    )
+    settings = training_options(full, prefix="pixel_")
+    data = recipe_batches(dataset, full, device, prefix="pixel_")
+    probe_images = 256 if SMOKE else 2560
     probe = make_batches(
-        dataset, batch_size=recipe["pixel_batch_size"], device=device, train_subset=2560, seed=1
+        dataset, batch_size=full["pixel_batch_size"], device=device, train_subset=probe_images, seed=1
     )
 
     def make_model() -> nn.Module:
-        return RowRNN(input_size=1, hidden_size=recipe["pixel_hidden_size"], cell="lstm", sequence="pixels")
+        return SequenceRNN(
+            input_size=1, hidden_size=full["pixel_hidden_size"], cell="lstm", sequence="pixels"
+        )
 
     seed_everything(1)
-    warm = warm_up(make_model, probe, settings, steps_epochs=2)
+    warm = warm_up(make_model, probe, settings, device, steps_epochs=2)
     epoch_seconds = data.train.num_samples / warm["steady_images_per_second"] * 1.05
     epochs = int(max(1, min(settings["epochs"], math.floor(budget_s / epoch_seconds))))
     log(f"pixel LSTM: {warm['steady_images_per_second']:,.0f} images/s, {epochs} epochs fit {budget_s:.0f} s")
     seed_everything(0)
-    result = course_run(make_model(), data, settings, epochs=epochs)
+    result = course_run(make_model(), data, settings, device, epochs=epochs)
     log(f"pixel LSTM: test {result['test_accuracy']:.2%} in {result['train_seconds']:.1f} s")
     return {"pixel_lstm_warmup": warm, "pixel_lstm": result}
 
@@ -230,16 +238,16 @@ def part_cifar(data_dir: Path, device: torch.device, budget_s: float, deadline: 
     check_data(data_dir, "cifar10.npz")
     dataset = load_dataset("cifar10", data_dir)
     results: dict = {}
-    recipe = shrink(RECIPES["03_resnet20_cifar10"]["full"], epochs_max=1)
-    data = recipe_batches(dataset, recipe, device, drop_last=True, channels_last=True)
+    full = shrink(recipe("03_resnet20_cifar10", "full"), epochs_max=1)
+    data = recipe_batches(dataset, full, device, drop_last=True)
 
     seed_everything(1)
-    warm = warm_up(resnet20, data, recipe, steps_epochs=2, compile=True)
+    warm = warm_up(resnet20, data, full, device, steps_epochs=2, compile=True)
     results["resnet20_warmup"] = warm
     log(f"ResNet-20 warm-up: {warm}")
     # Epochs that fit the budget at the measured speed (validation included), at most the recipe's.
     epoch_seconds = warm["steady_epoch_seconds"] * 1.03
-    epochs = int(min(recipe["epochs_max"], max(10, math.floor(budget_s / epoch_seconds))))
+    epochs = int(min(full["epochs_max"], max(10, math.floor(budget_s / epoch_seconds))))
     results["resnet20_epochs_chosen"] = {
         "epochs": epochs,
         "budget_s": budget_s,
@@ -249,7 +257,7 @@ def part_cifar(data_dir: Path, device: torch.device, budget_s: float, deadline: 
     save(results)
     seed_everything(0)
     model = resnet20()
-    results["resnet20"] = course_run(model, data, recipe, epochs=epochs, compile=True)
+    results["resnet20"] = course_run(model, data, full, device, epochs=epochs, compile=True)
     flipped = evaluate_flip(model, data.test)
     results["resnet20"]["test_accuracy_with_flip_averaging"] = flipped
     log(
@@ -259,7 +267,7 @@ def part_cifar(data_dir: Path, device: torch.device, budget_s: float, deadline: 
     save(results)
 
     # The article's pipeline on the same GPU, same model: images/s at its batch size and ours.
-    for batch_size in (128, recipe["batch_size"]):
+    for batch_size in (128, full["batch_size"]):
         seed_everything(0)
         speed = article_throughput(resnet20().to(device), dataset, batch_size, device)
         results[f"resnet20_article_pipeline_batch{batch_size}_images_per_second"] = speed
@@ -274,9 +282,9 @@ def part_cifar(data_dir: Path, device: torch.device, budget_s: float, deadline: 
     # Stretch: the same recipe in a 60 s budget, if there is time left.
     remaining = deadline - time.perf_counter()
     if remaining > 60 + 25:
-        stretch_epochs = int(min(recipe["epochs_max"], max(10, math.floor(57.0 / epoch_seconds))))
+        stretch_epochs = int(min(full["epochs_max"], max(10, math.floor(57.0 / epoch_seconds))))
         seed_everything(0)
-        stretch = course_run(resnet20(), data, recipe, epochs=stretch_epochs, compile=True)
+        stretch = course_run(resnet20(), data, full, device, epochs=stretch_epochs, compile=True)
         results["resnet20_stretch_60s"] = stretch
         log(f"ResNet-20 stretch: {stretch['test_accuracy']:.2%} in {stretch['train_seconds']:.1f} s")
     else:

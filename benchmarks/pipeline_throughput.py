@@ -76,7 +76,10 @@ def run_course(make_model, dataset, epochs: int, limit: int | None) -> dict:
     model = make_model()
     data = make_batches(dataset, batch_size=128, device="cpu", seed=0, train_subset=limit, test_subset=limit)
     start = time.perf_counter()
-    history = fit(model, data.train, epochs=epochs, schedule="constant", progress=False, **SETTINGS)
+    # device="cpu": both pipelines are compared on the CPU; fit's "auto" would pick a visible GPU.
+    history = fit(
+        model, data.train, epochs=epochs, schedule="constant", progress=False, device="cpu", **SETTINGS
+    )
     seconds = time.perf_counter() - start
     seen = data.train.num_samples * len(history)
     return {

@@ -312,6 +312,22 @@ def print_task_table(rows: list[dict]) -> None:
     print(format_table(table, headers, formats=(None, ",d", "g", ".4g", ".4g", None, ".4g", ".1f")))
 
 
+def chosen_learning_rates(out: Path, task_name: str) -> dict[str, float]:
+    """The learning rate chosen on the validation split for each model, from an earlier ``--parts`` run."""
+    rows = json.loads((out / f"sequence_{task_name}.json").read_text())["rows"]
+    return {row["model"]: row["lr_chosen"] for row in rows}
+
+
+def train_once(build, task, steps: int, lr: float, seed: int, eval_every: int | None = None) -> tuple:
+    """Train one fresh model at one learning rate; return its SequenceTraining and its test score."""
+    torch.manual_seed(seed)
+    model = build()
+    training = train_sequence_model(
+        model, task, steps=steps, lr=lr, grad_clip=GRAD_CLIP, eval_every=eval_every
+    )
+    return training, evaluate_sequence_model(model, task, task.test)
+
+
 # --------------------------------------------------------------------------------------
 # Other seeds: do the quick profile's conclusions hold beyond seed 0?
 # --------------------------------------------------------------------------------------
@@ -326,21 +342,13 @@ def other_seeds(seeds: list[int], data_dir: str | None, out: Path, models: tuple
     """
     rows = []
     for name, settings in QUICK.items():
-        chosen = {
-            r["model"]: r["lr_chosen"]
-            for r in json.loads((out / f"sequence_{name}.json").read_text())["rows"]
-        }
+        chosen = chosen_learning_rates(out, name)
         for seed in seeds:
             task = make_task(name, settings, data_dir, seed=seed)
             for model_name, build in builders(task, settings["tcn"]).items():
                 if model_name not in models:
                     continue
-                torch.manual_seed(seed)
-                model = build()
-                training = train_sequence_model(
-                    model, task, steps=settings["steps"], lr=chosen[model_name], grad_clip=GRAD_CLIP
-                )
-                test = evaluate_sequence_model(model, task, task.test)
+                training, test = train_once(build, task, settings["steps"], chosen[model_name], seed)
                 rows.append(
                     {
                         "task": task.name,
@@ -370,22 +378,14 @@ def notebook_quick(data_dir: str | None, out: Path, models: tuple[str, ...]) -> 
     """
     rows = []
     for name, settings in QUICK.items():
-        chosen = {
-            r["model"]: r["lr_chosen"]
-            for r in json.loads((out / f"sequence_{name}.json").read_text())["rows"]
-        }
+        chosen = chosen_learning_rates(out, name)
         start = time.perf_counter()
         task = make_task(name, settings, data_dir)
         task_seconds = time.perf_counter() - start
         for model_name, build in builders(task, settings["tcn"]).items():
             if model_name not in models:
                 continue
-            torch.manual_seed(SEED)
-            model = build()
-            training = train_sequence_model(
-                model, task, steps=settings["steps"], lr=chosen[model_name], grad_clip=GRAD_CLIP
-            )
-            test = evaluate_sequence_model(model, task, task.test)
+            training, test = train_once(build, task, settings["steps"], chosen[model_name], SEED)
             rows.append(
                 {
                     "task": task.name,
@@ -411,9 +411,7 @@ def mnist_variants(data_dir: str | None, out: Path, models: tuple[str, ...]) -> 
     * ``permuted``: the same 196 steps with the pixels in a fixed random order, seeds 0, 1, 2.
     * ``longer``: the plain 196 steps trained 3 times longer (1,200 steps), seeds 0 and 1.
     """
-    chosen = {
-        r["model"]: r["lr_chosen"] for r in json.loads((out / "sequence_mnist.json").read_text())["rows"]
-    }
+    chosen = chosen_learning_rates(out, "mnist")
     checks = {
         "permuted": ({**QUICK["mnist"], "permuted": True}, (0, 1, 2)),
         "longer": ({**QUICK["mnist"], "steps": 3 * QUICK["mnist"]["steps"]}, (0, 1)),
@@ -425,17 +423,9 @@ def mnist_variants(data_dir: str | None, out: Path, models: tuple[str, ...]) -> 
             for model_name, build in builders(task, settings["tcn"]).items():
                 if model_name not in models:
                     continue
-                torch.manual_seed(seed)
-                model = build()
-                training = train_sequence_model(
-                    model,
-                    task,
-                    steps=settings["steps"],
-                    lr=chosen[model_name],
-                    grad_clip=GRAD_CLIP,
-                    eval_every=400,
+                training, test = train_once(
+                    build, task, settings["steps"], chosen[model_name], seed, eval_every=400
                 )
-                test = evaluate_sequence_model(model, task, task.test)
                 rows.append(
                     {
                         "check": check,

@@ -4,21 +4,26 @@ The measurements behind notebook 04's sequence sections (issue 15). Each part pr
 and writes ``benchmarks/results/sequence_<part>.json``:
 
 * ``adding``, ``copy``, ``mnist``: the adding problem, the copy-memory task and sequential
-  MNIST (14x14, 196 steps) of :mod:`course_utils.sequences`, in the ``quick`` profile. The
+  MNIST (14x14, 196 steps) of :mod:`course_utils.sequences`, with the settings of notebook
+  04's ``quick`` profile (``recipe("04_cnn_vs_rnn", "quick")["sequence_tasks"]``). The
   budget rule, the same for every model: the same number of optimiser steps (Adam, batch 64,
   constant learning rate, gradient norm clipped to 1), each model's learning rate chosen
-  from a small grid by the *validation* loss (:func:`course_utils.sequences.select_learning_rate`),
-  the test split scored once, for the chosen rate only. Comparable parameter counts: hidden
-  sizes 64 (LSTM), 74 (GRU) and 128 (RNN), and a TCN whose width matches the LSTM's count.
+  from the recipe's ``sequence_lr_grid`` by the *validation* loss
+  (:func:`course_utils.sequences.select_learning_rate`), the test split scored once, for the
+  chosen rate only. Comparable parameter counts
+  (:func:`course_utils.sequences.sequence_model_builders`): hidden sizes 64 (LSTM), 74 (GRU)
+  and 128 (RNN), and a TCN whose width matches the LSTM's count. The rates chosen here are
+  the recipe's ``sequence_lrs`` (``tests/test_sequence_records.py`` checks that they agree).
 * ``seeds``: the three tasks again with seeds 1 and 2 at the chosen learning rates: which
   conclusions survive another draw of the data and the initial weights.
 * ``mnist_variants``: sequential MNIST with permuted pixels (seeds 0-2), and trained 3 times
   longer (seeds 0-1).
 * ``notebook_quick``: each model once at its chosen rate on the three tasks, timed: what the
   notebook's quick profile would run (run it with ``OMP_NUM_THREADS=2``, as a notebook has).
-* ``full``: the ``full`` profile's proposed settings (longer sequences, 784-step sequential
-  and permuted sequential MNIST). Not trained to the end here: it times a few training
-  steps of every model and estimates what the runs would take.
+* ``full``: the ``full`` profile's settings (longer sequences, 784-step sequential and
+  permuted sequential MNIST), and two longer still, the paper's T = 600 adding problem and
+  T = 1000 copy task. Not trained to the end here: it times a few training steps of every
+  model and estimates what the runs would take.
 * ``latency``: one image and a batch of 256 through LeNet-5, the MLP and the row-reading
   ``SequenceRNN`` (RNN, LSTM, GRU), median of repeated forward passes.
 * ``gru_vs_lstm``: why the GRU is slower than the LSTM on this CPU although it does fewer
@@ -28,10 +33,10 @@ and writes ``benchmarks/results/sequence_<part>.json``:
 Usage (the numbers in ``benchmarks/results`` were measured with one thread, on a 2-core CPU
 shared with other jobs; a notebook run has 2 threads)::
 
-    OMP_NUM_THREADS=1 python benchmarks/sequence_experiments.py --parts adding copy mnist seeds
-    OMP_NUM_THREADS=1 python benchmarks/sequence_experiments.py --parts mnist_variants
-    OMP_NUM_THREADS=2 python benchmarks/sequence_experiments.py --parts notebook_quick
-    OMP_NUM_THREADS=1 python benchmarks/sequence_experiments.py --parts latency gru_vs_lstm full
+    OMP_NUM_THREADS=1 python -m benchmarks.sequence_experiments --parts adding copy mnist seeds
+    OMP_NUM_THREADS=1 python -m benchmarks.sequence_experiments --parts mnist_variants
+    OMP_NUM_THREADS=2 python -m benchmarks.sequence_experiments --parts notebook_quick
+    OMP_NUM_THREADS=1 python -m benchmarks.sequence_experiments --parts latency gru_vs_lstm full
 
 (``seeds`` and ``mnist_variants`` read the learning rates chosen by ``adding``, ``copy`` and
 ``mnist`` from their JSON files.)
@@ -58,14 +63,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from course_utils.data import load_dataset  # noqa: E402
 from course_utils.files import atomic_write  # noqa: E402
-from course_utils.models import MLP, TCN, LeNet5, RecurrentSequenceModel, SequenceRNN  # noqa: E402
+from course_utils.models import MLP, LeNet5, SequenceRNN  # noqa: E402
+from course_utils.recipes import recipe  # noqa: E402
 from course_utils.sequences import (  # noqa: E402
+    RECURRENT_HIDDEN_SIZES,
+    SEQUENCE_MODELS,
     SequenceTask,
-    adding_task,
-    copy_task,
     evaluate_sequence_model,
+    make_sequence_task,
     select_learning_rate,
-    sequential_mnist_task,
+    sequence_model_builders,
     train_sequence_model,
 )
 from course_utils.summary import count_parameters, flops_per_image  # noqa: E402
@@ -78,95 +85,41 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # The budget rule and the models, the same for every task
 # --------------------------------------------------------------------------------------
 
+#: The sequence tasks of notebook 04's quick profile (keys adding, copy, mnist): each model trains
+#: the same steps on short sequences. Named once, in the recipe.
+QUICK: dict[str, dict[str, Any]] = recipe("04_cnn_vs_rnn", "quick")["sequence_tasks"]
 #: Each model's learning rate is chosen from this grid on the validation split.
-LEARNING_RATES = (1e-3, 3e-3, 1e-2, 3e-2)
+LEARNING_RATES = tuple(recipe("04_cnn_vs_rnn", "quick")["sequence_lr_grid"])
 #: Global gradient-norm clip, for every model (Pascanu et al., 2013): it bounds the steps of a
 #: recurrent network whose gradient explodes, and does nothing for one whose gradient vanishes.
+#: train_sequence_model's default, written out because the JSON records it.
 GRAD_CLIP = 1.0
 SEED = 0
-#: Hidden sizes giving the three recurrent networks about the same number of parameters
-#: (about 17,000 to 20,000 on these tasks); the TCN's width is then matched to the LSTM's count.
-HIDDEN_SIZES = {"lstm": 64, "gru": 74, "rnn": 128}
-MODELS = ("TCN", "LSTM", "GRU", "RNN")
 
-#: The quick profile: short sequences, a few hundred steps; every model trains the same steps.
-QUICK = {
-    "adding": {
-        "length": 50,
-        "train_size": 10_000,
-        "val_size": 500,
-        "test_size": 1_000,
-        "batch_size": 64,
-        "steps": 800,
-        "eval_every": 100,
-        "tcn": {"levels": 4, "kernel_size": 4},  # receptive field 91 >= 50 steps
-    },
-    "copy": {
-        "blank_length": 20,  # sequences of 20 + 2 * 10 = 40 steps
-        "train_size": 10_000,
-        "val_size": 500,
-        "test_size": 1_000,
-        "batch_size": 64,
-        "steps": 800,
-        "eval_every": 100,
-        "tcn": {"levels": 4, "kernel_size": 3},  # receptive field 61 >= 40 steps
-    },
-    "mnist": {
-        "side": 14,  # 196 steps
-        "permuted": False,
-        "train_size": 10_000,
-        "val_size": 1_000,
-        "test_size": 2_000,
-        "batch_size": 64,
-        "steps": 400,
-        "eval_every": 100,
-        "tcn": {"levels": 5, "kernel_size": 7},  # receptive field 373 >= 196 steps
-    },
-}
-
-#: The full profile's proposals (for a GPU, or a long CPU run): longer sequences, the paper's
-#: 784-step sequential and permuted MNIST. Bai et al. train far longer still (see the notes).
-FULL = {
-    "adding_200": {**QUICK["adding"], "length": 200, "steps": 4_000, "tcn": {"levels": 6, "kernel_size": 4}},
+#: The full profile's tasks (for a GPU, or a long CPU run: longer sequences, the paper's 784-step
+#: sequential and permuted MNIST), and, for this benchmark only, the paper's T = 600 adding problem
+#: and T = 1000 copy task. Bai et al. train far longer still (see the notes).
+_FULL_TASKS = recipe("04_cnn_vs_rnn", "full")["sequence_tasks"]
+FULL: dict[str, dict[str, Any]] = {
+    "adding_200": _FULL_TASKS["adding"],
     "adding_600": {
-        **QUICK["adding"],
+        **_FULL_TASKS["adding"],
         "length": 600,
         "train_size": 50_000,
         "steps": 10_000,
-        "tcn": {"levels": 8, "kernel_size": 4},
+        "tcn_levels": 8,  # receptive field 1531 >= 600 steps
     },
-    "copy_100": {
-        **QUICK["copy"],
-        "blank_length": 100,
-        "steps": 4_000,
-        "tcn": {"levels": 6, "kernel_size": 3},
-    },
+    "copy_100": _FULL_TASKS["copy"],
     "copy_1000": {
-        **QUICK["copy"],
-        "blank_length": 1000,
+        **_FULL_TASKS["copy"],
+        "blank_length": 1000,  # sequences of 1,020 steps
         "steps": 10_000,
         "batch_size": 32,
-        "tcn": {"levels": 8, "kernel_size": 6},
+        "tcn_levels": 8,
+        "tcn_kernel_size": 6,  # receptive field 2551 >= 1,020 steps
     },
-    "mnist_784": {
-        **QUICK["mnist"],
-        "side": 28,
-        "train_size": None,
-        "val_size": 5_000,
-        "test_size": None,
-        "steps": 8_600,  # 10 epochs of the 55,000 training images
-        "tcn": {"levels": 6, "kernel_size": 8},  # receptive field 883 >= 784
-    },
-    "permuted_mnist_784": {
-        **QUICK["mnist"],
-        "side": 28,
-        "permuted": True,
-        "train_size": None,
-        "val_size": 5_000,
-        "test_size": None,
-        "steps": 8_600,
-        "tcn": {"levels": 6, "kernel_size": 8},
-    },
+    "mnist_784": _FULL_TASKS["mnist"],
+    "permuted_mnist_784": _FULL_TASKS["permuted_mnist"],
 }
 
 #: Bai, Kolter & Koltun (2018), Table 1 (T = 600 adding, T = 1000 copy; accuracy in %), with models
@@ -181,50 +134,16 @@ PAPER_TABLE_1 = {
 }
 
 
-def parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def make_task(settings: dict[str, Any], data_dir: str | None, seed: int = SEED) -> SequenceTask:
+    """The task of one ``sequence_tasks`` entry (MNIST is loaded only for sequential MNIST)."""
+    mnist = load_dataset("mnist", data_dir) if settings["task"] == "sequential_mnist" else None
+    return make_sequence_task(settings, mnist, seed=seed)
 
 
-def recurrent_builder(task: SequenceTask, cell: str) -> Callable[[], nn.Module]:
-    def build() -> nn.Module:
-        return RecurrentSequenceModel(
-            task.input_size, task.output_size, HIDDEN_SIZES[cell], cell=cell, outputs=task.outputs
-        )
-
-    return build
-
-
-def tcn_builder(task: SequenceTask, levels: int, kernel_size: int) -> Callable[[], nn.Module]:
-    """A TCN of ``levels`` equal levels, whose width gives the parameter count closest to the LSTM's."""
-    target = parameters(recurrent_builder(task, "lstm")())
-
-    def tcn(width: int) -> TCN:
-        return TCN(
-            task.input_size, task.output_size, [width] * levels, kernel_size=kernel_size, outputs=task.outputs
-        )
-
-    width = min(range(4, 129), key=lambda w: abs(parameters(tcn(w)) - target))
-    return lambda: tcn(width)
-
-
-def builders(task: SequenceTask, tcn: dict[str, int]) -> dict[str, Callable[[], nn.Module]]:
-    return {
-        "TCN": tcn_builder(task, tcn["levels"], tcn["kernel_size"]),
-        "LSTM": recurrent_builder(task, "lstm"),
-        "GRU": recurrent_builder(task, "gru"),
-        "RNN": recurrent_builder(task, "rnn"),
-    }
-
-
-def make_task(name: str, settings: dict[str, Any], data_dir: str | None, seed: int = SEED) -> SequenceTask:
-    sizes = {key: settings[key] for key in ("train_size", "val_size", "test_size", "batch_size")}
-    if name.startswith("adding"):
-        return adding_task(settings["length"], seed=seed, **sizes)
-    if name.startswith("copy"):
-        return copy_task(settings["blank_length"], seed=seed, **sizes)
-    mnist = load_dataset("mnist", data_dir)
-    return sequential_mnist_task(
-        mnist, side=settings["side"], permuted=settings["permuted"], seed=seed, **sizes
+def builders(task: SequenceTask, settings: dict[str, Any]) -> dict[str, Callable[[], nn.Module]]:
+    """The four models of the comparison, with the entry's TCN levels and kernel size."""
+    return sequence_model_builders(
+        task, tcn_levels=settings["tcn_levels"], tcn_kernel_size=settings["tcn_kernel_size"]
     )
 
 
@@ -233,11 +152,11 @@ def make_task(name: str, settings: dict[str, Any], data_dir: str | None, seed: i
 # --------------------------------------------------------------------------------------
 
 
-def run_task(name: str, settings: dict[str, Any], data_dir: str | None, models: tuple[str, ...]) -> dict:
-    task = make_task(name, settings, data_dir)
+def run_task(settings: dict[str, Any], data_dir: str | None, models: tuple[str, ...]) -> dict:
+    task = make_task(settings, data_dir)
     print(f"\n=== {task}", flush=True)
     rows = []
-    for model_name, build in builders(task, settings["tcn"]).items():
+    for model_name, build in builders(task, settings).items():
         if model_name not in models:
             continue
         start = time.perf_counter()
@@ -256,7 +175,7 @@ def run_task(name: str, settings: dict[str, Any], data_dir: str | None, models: 
             "task": task.name,
             "T": task.length,
             "model": model_name,
-            "parameters": parameters(model),
+            "parameters": count_parameters(model),
             "receptive_field": getattr(model, "receptive_field", None),
             "hidden_or_width": getattr(model.rnn, "hidden_size", None)
             if hasattr(model, "rnn")
@@ -344,8 +263,8 @@ def other_seeds(seeds: list[int], data_dir: str | None, out: Path, models: tuple
     for name, settings in QUICK.items():
         chosen = chosen_learning_rates(out, name)
         for seed in seeds:
-            task = make_task(name, settings, data_dir, seed=seed)
-            for model_name, build in builders(task, settings["tcn"]).items():
+            task = make_task(settings, data_dir, seed=seed)
+            for model_name, build in builders(task, settings).items():
                 if model_name not in models:
                     continue
                 training, test = train_once(build, task, settings["steps"], chosen[model_name], seed)
@@ -380,9 +299,9 @@ def notebook_quick(data_dir: str | None, out: Path, models: tuple[str, ...]) -> 
     for name, settings in QUICK.items():
         chosen = chosen_learning_rates(out, name)
         start = time.perf_counter()
-        task = make_task(name, settings, data_dir)
+        task = make_task(settings, data_dir)
         task_seconds = time.perf_counter() - start
-        for model_name, build in builders(task, settings["tcn"]).items():
+        for model_name, build in builders(task, settings).items():
             if model_name not in models:
                 continue
             training, test = train_once(build, task, settings["steps"], chosen[model_name], SEED)
@@ -419,8 +338,8 @@ def mnist_variants(data_dir: str | None, out: Path, models: tuple[str, ...]) -> 
     rows = []
     for check, (settings, seeds) in checks.items():
         for seed in seeds:
-            task = make_task("mnist", settings, data_dir, seed=seed)
-            for model_name, build in builders(task, settings["tcn"]).items():
+            task = make_task(settings, data_dir, seed=seed)
+            for model_name, build in builders(task, settings).items():
                 if model_name not in models:
                     continue
                 training, test = train_once(
@@ -471,9 +390,9 @@ def seconds_per_step(model: nn.Module, task: SequenceTask, steps: int = 5) -> fl
 def estimate_full(data_dir: str | None) -> dict:
     rows = []
     for name, settings in FULL.items():
-        task = make_task(name, settings, data_dir)
+        task = make_task(settings, data_dir)
         print(f"\n=== full: {task}", flush=True)
-        for model_name, build in builders(task, settings["tcn"]).items():
+        for model_name, build in builders(task, settings).items():
             torch.manual_seed(SEED)
             model = build()
             per_step = seconds_per_step(model, task)
@@ -484,7 +403,7 @@ def estimate_full(data_dir: str | None) -> dict:
                     "task": task.name,
                     "T": task.length,
                     "model": model_name,
-                    "parameters": parameters(model),
+                    "parameters": count_parameters(model),
                     "receptive_field": getattr(model, "receptive_field", None),
                     "steps": settings["steps"],
                     "batch_size": settings["batch_size"],
@@ -729,7 +648,7 @@ def main() -> None:
         "gru_vs_lstm",
     )
     parser.add_argument("--parts", nargs="+", choices=parts, default=list(parts))
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--models", nargs="+", choices=SEQUENCE_MODELS, default=list(SEQUENCE_MODELS))
     parser.add_argument("--data-dir", default=None, help="folder with mnist.npz (default: $COURSE_DATA_DIR)")
     parser.add_argument("--repeats", type=int, default=50, help="timed repeats per latency")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2], help="seeds for the part 'seeds'")
@@ -738,12 +657,12 @@ def main() -> None:
     for part in args.parts:
         start = time.perf_counter()
         if part in QUICK:
-            result = run_task(part, QUICK[part], args.data_dir, tuple(args.models))
+            result = run_task(QUICK[part], args.data_dir, tuple(args.models))
             result["budget_rule"] = {
                 "learning_rates": LEARNING_RATES,
                 "optimizer": "Adam, constant learning rate",
                 "grad_clip": GRAD_CLIP,
-                "hidden_sizes": HIDDEN_SIZES,
+                "hidden_sizes": RECURRENT_HIDDEN_SIZES,
                 "selection": "lowest validation loss after the same number of steps; test scored once",
                 "seed": SEED,
             }

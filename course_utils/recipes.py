@@ -116,19 +116,22 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
     "04_cnn_vs_rnn": {
-        # Every MNIST model trains with the same data, epochs, batch size, optimiser, schedule,
-        # clipping and precision; only the peak learning rate is its own (lenet5_lr, mlp_lr,
-        # rnn_lr, lstm_lr, gru_lr, chosen on the validation set). hidden_size: the row RNNs.
-        # max_shift: test digits shifted by 0..max_shift pixels; latency_repeats: timed forward
-        # passes per latency. pixel_*: the 784-step pixel-by-pixel RNN and LSTM, trained only where
-        # pixel_train is True (full, on a GPU); smoke and quick only measure the gradient at
-        # initialisation on reach_images digits and time one step. cifar_*: the row LSTM on
-        # CIFAR-10 (32 steps of 96 values); resnet_*: ResNet-20's own settings when notebook 03
-        # left no checkpoint and it is trained here for cifar_epochs.
-        # The full values of the row RNNs reached LSTM 99.00 %, GRU 99.09 %, RNN 97.14 % on an H200;
-        # lenet5_lr / mlp_lr at full settings reached 99.24 % / 98.09 % on a CPU, the CIFAR-10 row
-        # LSTM 62.58 % in 30 epochs. The pixel_* full values have not run on a GPU yet: on a CPU a
-        # 3-epoch pixel LSTM collapsed to chance at a peak lr of 1e-3 and did not at 5e-4 (46 %).
+        # The budget rule, the same for every model of a comparison: the same data, the same
+        # number of epochs (or optimiser steps, for the sequence tasks), the same optimiser,
+        # schedule, clipping and precision; only the peak learning rate is each model's own, chosen
+        # on the validation split (never the test set) from a grid by benchmarks/learning_rates.py
+        # (MNIST and CIFAR-10 models, quick settings) and benchmarks/sequence_experiments.py
+        # (sequence tasks). Their records: benchmarks/results/learning_rates.json and
+        # sequence_*.json; the full profile reuses the rates chosen at quick settings, except the
+        # sequence tasks, which choose theirs on the validation split as they run
+        # (sequence_select_lr). A second view gives every model the same training time
+        # (equal_time_reference: the model whose time for `epochs` epochs sets it).
+        # hidden_size: the row RNNs. max_shift: test digits shifted by 0..max_shift pixels;
+        # latency_repeats: timed forward passes per latency. cifar_*: the row LSTM on CIFAR-10
+        # (32 steps of 96 values); resnet_*: ResNet-20's own settings, trained here under the same
+        # rule (notebook 03's run had its own recipe, so it is not reused).
+        # sequence_tasks: name -> settings of a sequence task (course_utils.sequences.make_sequence_task);
+        # sequence_lrs: task -> model -> learning rate; sequence_lr_grid: the grid they come from.
         "base": {
             "train_subset": None,
             "test_subset": None,
@@ -140,31 +143,71 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
             "lr": 3e-3,
             "grad_clip": 1.0,
             "mixed_precision": "auto",
-            "lstm_lr": 3e-3,
-            "gru_lr": 3e-3,
-            "rnn_lr": 2e-3,
-            "lenet5_lr": 6e-3,
             "mlp_lr": 4e-3,
+            "lenet5_lr": 4e-3,
+            "rnn_lr": 2e-3,
+            "lstm_lr": 8e-3,
+            "gru_lr": 8e-3,
+            "equal_time_reference": "LeNet-5",
             "max_shift": 4,
-            "pixel_train": False,
-            "pixel_epochs": 20,
-            "pixel_batch_size": 128,
-            "pixel_lr": 5e-4,
-            "pixel_hidden_size": 128,
-            "pixel_train_subset": None,
-            "pixel_test_subset": None,
-            "pixel_mixed_precision": "fp32",
-            "reach_images": 64,
             "cifar_epochs": 2,
-            "cifar_lr": 3e-3,
+            "cifar_lr": 4e-3,
             "cifar_hidden_size": 128,
-            "cifar_train_subset": None,
+            "cifar_train_subset": 10000,
             "cifar_test_subset": None,
             "cifar_val_size": 5000,
             "resnet_optimizer": "sgd",
-            "resnet_lr": 0.2,
+            "resnet_lr": 0.1,
             "resnet_weight_decay": 5e-4,
             "resnet_grad_clip": None,
+            "sequence_tasks": {
+                "adding": {
+                    "task": "adding",
+                    "length": 50,
+                    "train_size": 10_000,
+                    "val_size": 500,
+                    "test_size": 1_000,
+                    "batch_size": 64,
+                    "steps": 800,
+                    "eval_every": 100,
+                    "tcn_levels": 4,
+                    "tcn_kernel_size": 4,  # receptive field 91 >= 50 steps
+                },
+                "copy": {
+                    "task": "copy",
+                    "blank_length": 20,  # sequences of 20 + 2 * 10 = 40 steps
+                    "train_size": 10_000,
+                    "val_size": 500,
+                    "test_size": 1_000,
+                    "batch_size": 64,
+                    "steps": 800,
+                    "eval_every": 100,
+                    "tcn_levels": 4,
+                    "tcn_kernel_size": 3,  # receptive field 61 >= 40 steps
+                },
+                "mnist": {
+                    "task": "sequential_mnist",
+                    "side": 14,  # 196 steps
+                    "permuted": False,
+                    "train_size": 10_000,
+                    "val_size": 1_000,
+                    "test_size": 2_000,
+                    "batch_size": 64,
+                    "steps": 400,
+                    "eval_every": 100,
+                    "tcn_levels": 5,
+                    "tcn_kernel_size": 7,  # receptive field 373 >= 196 steps
+                },
+            },
+            # Chosen on the validation split at the quick settings above (sequence_adding.json,
+            # sequence_copy.json, sequence_mnist.json), from sequence_lr_grid.
+            "sequence_lrs": {
+                "adding": {"TCN": 1e-2, "LSTM": 1e-2, "GRU": 1e-2, "RNN": 1e-3},
+                "copy": {"TCN": 1e-2, "LSTM": 3e-3, "GRU": 3e-2, "RNN": 3e-3},
+                "mnist": {"TCN": 1e-2, "LSTM": 3e-3, "GRU": 3e-2, "RNN": 1e-3},
+            },
+            "sequence_lr_grid": (1e-3, 3e-3, 1e-2, 3e-2),
+            "sequence_select_lr": False,
         },
         "smoke": {
             "epochs": 1,
@@ -173,26 +216,114 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
             "test_subset": 1000,
             "val_size": 500,
             "latency_repeats": 5,
-            "pixel_epochs": 1,
-            "pixel_batch_size": 32,
-            "pixel_train_subset": 1000,
-            "pixel_test_subset": 500,
-            "reach_images": 32,
             "cifar_batch_size": 32,
             "cifar_train_subset": 1000,
             "cifar_test_subset": 500,
             "cifar_val_size": 500,
-            "resnet_lr": 0.05,
+            "cifar_epochs": 1,
+            "sequence_tasks": {
+                "adding": {
+                    "task": "adding",
+                    "length": 20,
+                    "train_size": 256,
+                    "val_size": 64,
+                    "test_size": 64,
+                    "batch_size": 32,
+                    "steps": 20,
+                    "eval_every": 10,
+                    "tcn_levels": 3,
+                    "tcn_kernel_size": 4,
+                },
+                "copy": {
+                    "task": "copy",
+                    "blank_length": 5,
+                    "train_size": 256,
+                    "val_size": 64,
+                    "test_size": 64,
+                    "batch_size": 32,
+                    "steps": 20,
+                    "eval_every": 10,
+                    "tcn_levels": 3,
+                    "tcn_kernel_size": 3,
+                },
+                "mnist": {
+                    "task": "sequential_mnist",
+                    "side": 14,
+                    "permuted": False,
+                    "train_size": 500,
+                    "val_size": 100,
+                    "test_size": 100,
+                    "batch_size": 32,
+                    "steps": 10,
+                    "eval_every": 5,
+                    "tcn_levels": 5,
+                    "tcn_kernel_size": 7,
+                },
+            },
         },
         "quick": {"epochs": 3, "batch_size": 128, "latency_repeats": 20, "cifar_batch_size": 128},
         "full": {
             "epochs": 12,
             "batch_size": 256,
-            "rnn_lr": 1e-3,
             "latency_repeats": 50,
-            "pixel_train": True,
             "cifar_epochs": 30,
             "cifar_batch_size": 256,
+            "cifar_train_subset": None,
+            # Longer sequences, and the classic 784-step sequential and permuted MNIST
+            # (Le, Jaitly & Hinton, 2015; Bai et al., 2018, Table 1), for a GPU.
+            "sequence_tasks": {
+                "adding": {
+                    "task": "adding",
+                    "length": 200,
+                    "train_size": 10_000,
+                    "val_size": 500,
+                    "test_size": 1_000,
+                    "batch_size": 64,
+                    "steps": 4_000,
+                    "eval_every": 200,
+                    "tcn_levels": 6,
+                    "tcn_kernel_size": 4,  # receptive field 379 >= 200
+                },
+                "copy": {
+                    "task": "copy",
+                    "blank_length": 100,
+                    "train_size": 10_000,
+                    "val_size": 500,
+                    "test_size": 1_000,
+                    "batch_size": 64,
+                    "steps": 4_000,
+                    "eval_every": 200,
+                    "tcn_levels": 6,
+                    "tcn_kernel_size": 3,  # receptive field 253 >= 120
+                },
+                "mnist": {
+                    "task": "sequential_mnist",
+                    "side": 28,  # 784 steps
+                    "permuted": False,
+                    "train_size": None,
+                    "val_size": 5_000,
+                    "test_size": None,
+                    "batch_size": 64,
+                    "steps": 8_600,  # 10 epochs of the 55,000 training images
+                    "eval_every": 860,
+                    "tcn_levels": 6,
+                    "tcn_kernel_size": 8,  # receptive field 883 >= 784
+                },
+                "permuted_mnist": {
+                    "task": "sequential_mnist",
+                    "side": 28,
+                    "permuted": True,
+                    "train_size": None,
+                    "val_size": 5_000,
+                    "test_size": None,
+                    "batch_size": 64,
+                    "steps": 8_600,
+                    "eval_every": 860,
+                    "tcn_levels": 6,
+                    "tcn_kernel_size": 8,
+                },
+            },
+            "sequence_select_lr": True,
         },
     },
 }
@@ -229,30 +360,56 @@ CHECKS: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"min_test_accuracy": 0.9125, "min_comparison_val_accuracy": 0.75},
     },
     "04_cnn_vs_rnn": {
-        # min_*: the test accuracy of each model (min_cifar_resnet_accuracy only for a ResNet-20
-        # trained here, min_pixel_lstm_accuracy only where the pixel LSTM trains);
-        # max_mlp_permutation_gap: how far apart the MLP's accuracies on original and permuted
-        # pixels may be (the MLP does not see the pixel order, so only noise separates them).
-        "base": {"min_pixel_lstm_accuracy": 0.8, "max_mlp_permutation_gap": 0.005},
+        # min_*: the test accuracy of each model; max_mlp_permutation_gap: how far apart the MLP's
+        # accuracies on original and permuted pixels may be (the MLP does not see the pixel order,
+        # so only noise separates them). comparisons: whether the claims that rank models are
+        # enforced (smoke's run is too short for any ranking: there they are only printed).
+        # Sequence tasks: *_loss_ratio are test losses as a fraction of the task's chance loss;
+        # max_adding_solved_loss_ratio for the LSTM, GRU and TCN, min_adding_rnn_loss_ratio for
+        # the plain RNN; max_copy_recurrent_accuracy: the recalled digits the LSTM, GRU and RNN get
+        # right at most within the budget; min_reach_advantage: how many times more of the gradient
+        # reaches the first half of the sequence (relative to the last step) in the trained LSTM than in
+        # the trained RNN (adding problem).
+        # resnet_wins_cifar_equal_time: which model leads on CIFAR-10 when the row LSTM gets
+        # ResNet-20's training time; it depends on the budget: the LSTM within quick's half minute,
+        # ResNet-20 at 198 s on all images (benchmarks/cifar_budget.py) and so, we expect, in full.
+        "base": {
+            "max_mlp_permutation_gap": 0.005,
+            "comparisons": True,
+            "max_adding_solved_loss_ratio": 0.05,
+            "min_adding_rnn_loss_ratio": 0.5,
+            "min_copy_tcn_accuracy": 0.95,
+            "max_copy_recurrent_accuracy": 0.6,
+            "min_seq_mnist_tcn_accuracy": 0.85,
+            "min_reach_advantage": 10.0,
+            "resnet_wins_cifar_equal_time": True,
+        },
         "smoke": {
             "min_lenet5_accuracy": 0.5,
             "min_mlp_accuracy": 0.5,
             "min_row_rnn_accuracy": 0.2,
             "min_row_lstm_accuracy": 0.2,
             "min_row_gru_accuracy": 0.2,
-            "min_pixel_lstm_accuracy": 0.0,
-            "min_cifar_rnn_accuracy": 0.15,
-            "min_cifar_resnet_accuracy": 0.15,
+            "min_cifar_rnn_accuracy": 0.1,
+            "min_cifar_resnet_accuracy": 0.1,
             "max_mlp_permutation_gap": 0.02,
+            "comparisons": False,
+            "max_adding_solved_loss_ratio": 100.0,
+            "min_adding_rnn_loss_ratio": 0.0,
+            "min_copy_tcn_accuracy": 0.0,
+            "max_copy_recurrent_accuracy": 1.0,
+            "min_seq_mnist_tcn_accuracy": 0.0,
+            "min_reach_advantage": 0.0,
         },
         "quick": {
+            "resnet_wins_cifar_equal_time": False,
             "min_lenet5_accuracy": 0.985,
             "min_mlp_accuracy": 0.96,
             "min_row_rnn_accuracy": 0.9,
             "min_row_lstm_accuracy": 0.98,
             "min_row_gru_accuracy": 0.98,
-            "min_cifar_rnn_accuracy": 0.35,
-            "min_cifar_resnet_accuracy": 0.45,
+            "min_cifar_rnn_accuracy": 0.3,
+            "min_cifar_resnet_accuracy": 0.35,
         },
         "full": {
             "min_lenet5_accuracy": 0.99,
@@ -262,6 +419,10 @@ CHECKS: dict[str, dict[str, dict[str, Any]]] = {
             "min_row_gru_accuracy": 0.985,
             "min_cifar_rnn_accuracy": 0.5,
             "min_cifar_resnet_accuracy": 0.85,
+            # Longer sequences (adding T = 200, copy T = 100, 784-step MNIST): the recurrent
+            # networks may learn the copy task given 4,000 steps, so no ceiling is claimed there.
+            "max_copy_recurrent_accuracy": 1.0,
+            "min_seq_mnist_tcn_accuracy": 0.95,
         },
     },
 }

@@ -31,14 +31,21 @@ is the plain training loop for it, :func:`evaluate_sequence_model` scores a mode
     model = TCN(task.input_size, task.output_size, channels=[24] * 5, kernel_size=4)
     training = train_sequence_model(model, task, steps=500, lr=3e-3)
     print(evaluate_sequence_model(model, task, task.test), "chance:", task.chance_loss)
+
+Notebook 04 and ``benchmarks/sequence_experiments.py`` read their tasks from the recipe
+(``recipe("04_cnn_vs_rnn", profile)["sequence_tasks"]``): :func:`make_sequence_task` builds one
+task from one entry, :func:`sequence_model_builders` the four models compared on it (TCN,
+LSTM, GRU, RNN of about the same size), and :func:`gradient_reach` measures how far back in
+a sequence a model's training signal reaches.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,6 +54,8 @@ from torch import nn
 
 from course_utils.data import ImageDataset, permute_pixels, stratified_indices, train_val_split
 from course_utils.evaluation import eval_mode
+from course_utils.models import TCN, RecurrentSequenceModel
+from course_utils.summary import count_parameters
 
 __all__ = [
     "ADDING_CHANCE_MSE",
@@ -68,6 +77,12 @@ __all__ = [
     "evaluate_sequence_model",
     "train_sequence_model",
     "select_learning_rate",
+    "SEQUENCE_TASK_KINDS",
+    "make_sequence_task",
+    "RECURRENT_HIDDEN_SIZES",
+    "SEQUENCE_MODELS",
+    "sequence_model_builders",
+    "gradient_reach",
 ]
 
 #: The adding problem's chance level: the mean squared error of always answering 1, the mean
@@ -653,6 +668,97 @@ def sequential_mnist_task(
 
 
 # --------------------------------------------------------------------------------------
+# A task from its settings in a recipe
+# --------------------------------------------------------------------------------------
+
+#: The kinds of task a ``sequence_tasks`` entry of a recipe names in its ``"task"`` key.
+SEQUENCE_TASK_KINDS = ("adding", "copy", "sequential_mnist")
+
+# What each kind takes from a recipe entry: required settings first, then optional ones (the
+# builder's default when left out). The sizes are every kind's.
+_SIZE_SETTINGS = ("train_size", "val_size", "test_size", "batch_size")
+_REQUIRED_SETTINGS = {"adding": ("length",), "copy": ("blank_length",), "sequential_mnist": ()}
+_OPTIONAL_SETTINGS = {
+    "adding": _SIZE_SETTINGS,
+    "copy": ("memory_length", *_SIZE_SETTINGS),
+    "sequential_mnist": ("side", "permuted", *_SIZE_SETTINGS),
+}
+# Settings of the same entry that are not the task's (how to train, which TCN): ignored here.
+_TRAINING_SETTINGS = ("steps", "eval_every", "tcn_levels", "tcn_kernel_size")
+
+
+def make_sequence_task(
+    settings: Mapping[str, Any], mnist: ImageDataset | None = None, *, seed: int = 0
+) -> SequenceTask:
+    """Build the task that one ``sequence_tasks`` entry of a recipe describes.
+
+    The entry names its kind in ``"task"`` and gives that kind's arguments by name::
+
+        {"task": "adding", "length": 50, "train_size": 10_000, "val_size": 500,
+         "test_size": 1_000, "batch_size": 64, "steps": 800, "eval_every": 100,
+         "tcn_levels": 4, "tcn_kernel_size": 4}
+
+    * ``"adding"``: :func:`adding_task`; needs ``length``.
+    * ``"copy"``: :func:`copy_task`; needs ``blank_length`` (``memory_length`` optional).
+    * ``"sequential_mnist"``: :func:`sequential_mnist_task` on ``mnist``; ``side`` and
+      ``permuted`` optional.
+
+    Every kind also takes ``train_size``, ``val_size``, ``test_size`` and ``batch_size`` (the
+    builder's defaults when left out). The keys that say how to train and which TCN to build
+    (``steps``, ``eval_every``, ``tcn_levels``, ``tcn_kernel_size``) are not the task's and are
+    ignored here: :func:`train_sequence_model` and :func:`sequence_model_builders` take them.
+
+    Args:
+        settings: one entry of ``recipe("04_cnn_vs_rnn", profile)["sequence_tasks"]``.
+        mnist: the MNIST dataset, needed by ``"sequential_mnist"`` only.
+        seed: decides the sequences (or subsets), the permutation and the training order.
+
+    Returns:
+        The :class:`SequenceTask`.
+
+    Raises:
+        ValueError: no ``"task"`` key or an unknown kind (the message lists the known ones), a
+            required setting missing, a setting the kind does not take, or sequential MNIST
+            without ``mnist``; and whatever the builder raises for bad values.
+    """
+    if not isinstance(settings, Mapping) or "task" not in settings:
+        raise ValueError(
+            f"settings must be a mapping with a 'task' key, one of "
+            f"{', '.join(map(repr, SEQUENCE_TASK_KINDS))} (an entry of "
+            f"recipe('04_cnn_vs_rnn', profile)['sequence_tasks']), got {settings!r}"
+        )
+    kind = settings["task"]
+    if kind not in SEQUENCE_TASK_KINDS:
+        raise ValueError(
+            f"unknown sequence task {kind!r}; the known tasks are {', '.join(map(repr, SEQUENCE_TASK_KINDS))}"
+        )
+    required, optional = _REQUIRED_SETTINGS[kind], _OPTIONAL_SETTINGS[kind]
+    missing = [name for name in required if name not in settings]
+    if missing:
+        raise ValueError(
+            f"the {kind!r} task needs the setting(s) {', '.join(missing)}; got {dict(settings)!r}"
+        )
+    # A misspelt size would otherwise fall back to the builder's default without a word.
+    unknown = sorted(set(settings) - {"task", *required, *optional, *_TRAINING_SETTINGS})
+    if unknown:
+        raise ValueError(
+            f"the {kind!r} task does not take the setting(s) {', '.join(unknown)}; it takes "
+            f"{', '.join((*required, *optional))} (and ignores {', '.join(_TRAINING_SETTINGS)})"
+        )
+    arguments = {name: settings[name] for name in optional if name in settings}
+    if kind == "adding":
+        return adding_task(settings["length"], seed=seed, **arguments)
+    if kind == "copy":
+        return copy_task(settings["blank_length"], seed=seed, **arguments)
+    if mnist is None:
+        raise ValueError(
+            "the 'sequential_mnist' task reads MNIST digits: load it with load_dataset('mnist', DATA_DIR) "
+            "and pass it as make_sequence_task(settings, mnist)"
+        )
+    return sequential_mnist_task(mnist, seed=seed, **arguments)
+
+
+# --------------------------------------------------------------------------------------
 # Evaluating and training
 # --------------------------------------------------------------------------------------
 
@@ -867,3 +973,144 @@ def select_learning_rate(
             best = (model, training)
     assert best is not None  # the grid is not empty
     return best[0], best[1], val_losses
+
+
+# --------------------------------------------------------------------------------------
+# The models compared on every task
+# --------------------------------------------------------------------------------------
+
+#: The models of notebook 04's comparison, in the order of its tables (Bai et al.'s Table 1).
+SEQUENCE_MODELS = ("TCN", "LSTM", "GRU", "RNN")
+
+#: Hidden sizes that give the three recurrent networks about the same number of parameters
+#: (about 17,000 to 20,000 on the quick tasks): an LSTM has 4 gates, a GRU 3, a plain RNN 1, so
+#: the fewer the gates, the larger the hidden state. The TCN's width is then matched to the
+#: LSTM's count (:func:`sequence_model_builders`).
+RECURRENT_HIDDEN_SIZES = {"lstm": 64, "gru": 74, "rnn": 128}
+
+
+def _matched_tcn_width(build: Callable[[int], nn.Module], target: int, widths: range) -> int:
+    """The width in ``widths`` whose model has the parameter count closest to ``target``.
+
+    The count grows with the width, so the search stops at the first width that reaches
+    ``target``: the answer is that width or the one before (the smaller on a tie).
+    """
+    best_width, best_gap = widths[0], math.inf
+    for width in widths:
+        count = count_parameters(build(width))
+        if abs(count - target) < best_gap:
+            best_width, best_gap = width, abs(count - target)
+        if count >= target:
+            break
+    return best_width
+
+
+def sequence_model_builders(
+    task: SequenceTask, *, tcn_levels: int, tcn_kernel_size: int
+) -> dict[str, Callable[[], nn.Module]]:
+    """The four models of the comparison for ``task``, each as a function that builds a new one.
+
+    * ``"LSTM"``, ``"GRU"``, ``"RNN"``: a one-layer
+      :class:`course_utils.models.RecurrentSequenceModel` of that cell, with the hidden size of
+      :data:`RECURRENT_HIDDEN_SIZES` (the three have about the same parameter count).
+    * ``"TCN"``: a :class:`course_utils.models.TCN` of ``tcn_levels`` levels of equal width,
+      the width (4 to 128 channels) whose parameter count is closest to the LSTM's. Choose
+      the levels and kernel size so that its receptive field ``1 + 2 (k - 1) (2**L - 1)``
+      covers ``task.length`` steps.
+
+    Every model takes ``(N, task.length, task.input_size)`` and returns what the task's loss
+    expects: ``(N, task.output_size)``, or ``(N, T, task.output_size)`` for
+    ``outputs="every_step"``. A builder returns a fresh model each call, its weights from
+    PyTorch's global generator: call ``torch.manual_seed`` first to repeat them (as
+    :func:`select_learning_rate` does).
+
+    Args:
+        task: gives the input and output sizes and ``outputs``.
+        tcn_levels: the TCN's number of levels ``L`` (the recipe's ``tcn_levels``).
+        tcn_kernel_size: the TCN's kernel size ``k`` (the recipe's ``tcn_kernel_size``).
+
+    Returns:
+        ``{"TCN": build, "LSTM": build, "GRU": build, "RNN": build}``, in the order of
+        :data:`SEQUENCE_MODELS`.
+
+    Raises:
+        ValueError: ``tcn_levels < 1`` or ``tcn_kernel_size < 2``.
+    """
+    _check_positive_int(tcn_levels, "tcn_levels")
+    if not isinstance(tcn_kernel_size, int) or isinstance(tcn_kernel_size, bool) or tcn_kernel_size < 2:
+        raise ValueError(f"tcn_kernel_size must be an integer >= 2 (1 sees no past), got {tcn_kernel_size!r}")
+
+    def recurrent(cell: str) -> Callable[[], nn.Module]:
+        def build() -> nn.Module:
+            hidden_size = RECURRENT_HIDDEN_SIZES[cell]
+            return RecurrentSequenceModel(
+                task.input_size, task.output_size, hidden_size, cell=cell, outputs=task.outputs
+            )
+
+        return build
+
+    def tcn(width: int) -> nn.Module:
+        channels = [width] * tcn_levels  # equal levels
+        return TCN(
+            task.input_size, task.output_size, channels, kernel_size=tcn_kernel_size, outputs=task.outputs
+        )
+
+    width = _matched_tcn_width(tcn, count_parameters(recurrent("lstm")()), range(4, 129))
+    return {
+        "TCN": lambda: tcn(width),
+        "LSTM": recurrent("lstm"),
+        "GRU": recurrent("gru"),
+        "RNN": recurrent("rnn"),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# How far back the training signal reaches
+# --------------------------------------------------------------------------------------
+
+
+def gradient_reach(model: nn.Module, task: SequenceTask, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """How strongly the loss depends on each step of the input: ``||dL/dx_t||`` for every step ``t``.
+
+    ``L`` is the task's loss on the batch (:meth:`SequenceTask.loss_function`, a mean over the
+    batch). Its gradient with respect to the input, ``(N, T, D)``, says how much a small change
+    of each value would change the loss; at step ``t`` its norm, over the batch and the ``D``
+    values, measures how much training signal reaches that step. For a recurrent network the
+    signal from step ``t`` passes through ``T - t`` Jacobians on its way back, and vanishes
+    when they shrink it: plotted against ``t``, the reach shows how far back a plain RNN (or
+    an LSTM) can learn, and a TCN's is zero beyond its receptive field.
+
+    Nothing of the model changes: the gradient is taken with respect to the input only
+    (``torch.autograd.grad``), so the parameters' ``.grad`` stay as they were, and the
+    model's training or evaluation mode (each submodule's own) is restored afterwards.
+
+    Args:
+        model: built with ``outputs=task.outputs``; it stays on its device, and ``x`` and
+            ``y`` are moved there.
+        task: gives the loss.
+        x: float ``(N, T, D)``, a batch of the task's inputs, e.g. from ``task.val``.
+        y: the batch's targets, ``(N,)`` or ``(N, T)``, as the task's batches give them.
+
+    Returns:
+        float32 ``(T,)`` on the CPU, non-negative, in reading order (index 0 is the first step).
+
+    Raises:
+        ValueError: ``x`` is not a float tensor of shape ``(N, T, D)``.
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or not x.dtype.is_floating_point:
+        found = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be a float tensor of shape (N, T, D), a batch of the task, got {found}")
+    device = _model_device(model)
+    inputs = x.detach().to(device).requires_grad_(True)
+    modes = [(module, module.training) for module in model.modules()]
+    # Training mode, because cuDNN computes a recurrent layer's backward pass only in training
+    # mode. It changes nothing else here: our sequence models have no dropout by default and
+    # no batch normalisation, so the forward pass is the same as in evaluation mode.
+    model.train()
+    try:
+        loss = task.loss_function(model(inputs), y.to(device))
+        (gradient,) = torch.autograd.grad(loss, inputs)  # (N, T, D); the parameters' .grad untouched
+    finally:
+        for module, training in modes:
+            module.training = training
+    return gradient.detach().float().pow(2).sum(dim=(0, 2)).sqrt().cpu()  # (T,)

@@ -12,9 +12,12 @@ from torch import nn
 
 from course_utils.data import ImageDataset, TrainingData
 from course_utils.models import TCN, RecurrentSequenceModel
+from course_utils.recipes import recipe
 from course_utils.sequences import (
     ADDING_CHANCE_MSE,
     COPY_DELIMITER,
+    RECURRENT_HIDDEN_SIZES,
+    SEQUENCE_MODELS,
     SequenceBatches,
     SequenceTask,
     adding_problem,
@@ -23,11 +26,15 @@ from course_utils.sequences import (
     copy_memory_chance_loss,
     copy_task,
     evaluate_sequence_model,
+    gradient_reach,
+    make_sequence_task,
     pixel_sequences,
     select_learning_rate,
+    sequence_model_builders,
     sequential_mnist_task,
     train_sequence_model,
 )
+from course_utils.summary import count_parameters
 
 # --------------------------------------------------------------------------------------
 # The adding problem
@@ -423,3 +430,194 @@ def test_sequence_task_loss_shapes() -> None:
     assert copy.loss_function(logits, torch.zeros(2, 23, dtype=torch.int64)).item() == pytest.approx(
         math.log(10)
     )
+
+
+# --------------------------------------------------------------------------------------
+# A task from its recipe settings
+# --------------------------------------------------------------------------------------
+
+SMALL_SIZES = {"train_size": 40, "val_size": 20, "test_size": 30, "batch_size": 8}
+# Keys of a recipe entry that are not the task's: make_sequence_task must ignore them.
+TRAINING_KEYS = {"steps": 5, "eval_every": 5, "tcn_levels": 3, "tcn_kernel_size": 3}
+
+
+def test_make_sequence_task_builds_the_adding_problem() -> None:
+    settings = {"task": "adding", "length": 12, **SMALL_SIZES, **TRAINING_KEYS}
+    task = make_sequence_task(settings, seed=3)
+    assert task.name == "adding" and (task.length, task.input_size, task.output_size) == (12, 2, 1)
+    assert (task.train.num_samples, task.val.num_samples, task.test.num_samples) == (40, 20, 30)
+    assert task.train.batch_size == 8 and task.train.inputs.shape == (40, 12, 2)
+    # The same task as adding_task with the same arguments and seed.
+    direct = adding_task(12, **SMALL_SIZES, seed=3)
+    assert torch.equal(task.test.inputs, direct.test.inputs)
+    assert not torch.equal(make_sequence_task(settings, seed=4).test.inputs, direct.test.inputs)
+
+
+def test_make_sequence_task_builds_the_copy_task() -> None:
+    task = make_sequence_task({"task": "copy", "blank_length": 6, **SMALL_SIZES, **TRAINING_KEYS})
+    assert task.name == "copy" and task.outputs == "every_step"
+    assert task.train.inputs.shape == (40, 26, 10) and task.train.targets.shape == (40, 26)
+    short = make_sequence_task({"task": "copy", "blank_length": 6, "memory_length": 3, **SMALL_SIZES})
+    assert short.length == 12 and short.accuracy_steps == 3
+
+
+def test_make_sequence_task_builds_sequential_mnist() -> None:
+    settings = {"task": "sequential_mnist", "side": 14, "permuted": True, **TRAINING_KEYS}
+    sizes = {"train_size": 100, "val_size": 50, "test_size": 30, "batch_size": 16}
+    task = make_sequence_task({**settings, **sizes}, fake_mnist(), seed=5)
+    direct = sequential_mnist_task(fake_mnist(), side=14, permuted=True, **sizes, seed=5)
+    assert task.name == direct.name == "permuted sequential MNIST 14x14"
+    assert task.train.inputs.shape == (100, 196, 1) and task.test.targets.shape == (30,)
+    assert torch.equal(task.permutation, direct.permutation)
+    torch.testing.assert_close(task.test.inputs, direct.test.inputs)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+def test_make_sequence_task_accepts_every_recipe_entry(profile: str) -> None:
+    for name, settings in recipe("04_cnn_vs_rnn", profile)["sequence_tasks"].items():
+        # Small sizes, so that the test stays fast; every other setting is the recipe's.
+        sizes = {"train_size": 20, "val_size": 10, "test_size": 10}
+        task = make_sequence_task({**settings, **sizes}, fake_mnist(), seed=0)
+        assert task.train.batch_size == settings["batch_size"], name
+        expected = {"adding": settings.get("length"), "copy": settings.get("blank_length", 0) + 20}
+        assert task.length == expected.get(settings["task"], settings.get("side", 0) ** 2), name
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"length": 10}, "'task' key"),
+        (
+            {"task": "parity", "length": 10},
+            "unknown sequence task 'parity'.*'adding', 'copy', 'sequential_mnist'",
+        ),
+        ({"task": "adding", **SMALL_SIZES}, "needs the setting.*length"),
+        ({"task": "copy", "length": 10, **SMALL_SIZES}, "needs the setting.*blank_length"),
+        ({"task": "adding", "length": 10, "train_sise": 5}, "does not take the setting.*train_sise"),
+        ({"task": "adding", "length": 1, **SMALL_SIZES}, "length must be an integer >= 2"),
+        ({"task": "sequential_mnist", **SMALL_SIZES}, r"load_dataset\('mnist', DATA_DIR\) and pass it"),
+    ],
+)
+def test_make_sequence_task_rejects_bad_settings(settings: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make_sequence_task(settings)
+
+
+# --------------------------------------------------------------------------------------
+# The models of the comparison
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["adding", "copy"])
+def test_sequence_model_builders_give_four_models_of_about_the_same_size(name: str) -> None:
+    settings = recipe("04_cnn_vs_rnn", "quick")["sequence_tasks"][name]
+    task = make_sequence_task({**settings, "train_size": 8, "val_size": 8, "test_size": 8})
+    builders = sequence_model_builders(
+        task, tcn_levels=settings["tcn_levels"], tcn_kernel_size=settings["tcn_kernel_size"]
+    )
+    assert tuple(builders) == SEQUENCE_MODELS == ("TCN", "LSTM", "GRU", "RNN")
+    models = {model_name: build() for model_name, build in builders.items()}
+    counts = {model_name: count_parameters(model) for model_name, model in models.items()}
+    assert max(counts.values()) <= 1.1 * min(counts.values()), counts
+
+    tcn = models["TCN"]
+    assert isinstance(tcn, TCN) and tcn.levels == settings["tcn_levels"]
+    assert tcn.kernel_size == settings["tcn_kernel_size"] and tcn.receptive_field >= task.length
+    widths = {block.conv2.out_channels for block in tcn.blocks}
+    assert len(widths) == 1  # equal levels
+    # The width is the one whose count is closest to the LSTM's: one channel more or less is farther.
+    width = widths.pop()
+
+    def tcn_count(w: int) -> int:
+        channels = [w] * settings["tcn_levels"]
+        return count_parameters(
+            TCN(
+                task.input_size, task.output_size, channels, settings["tcn_kernel_size"], outputs=task.outputs
+            )
+        )
+
+    gap = abs(counts["TCN"] - counts["LSTM"])
+    assert all(gap <= abs(tcn_count(w) - counts["LSTM"]) for w in (width - 1, width + 1))
+
+    for cell in ("lstm", "gru", "rnn"):
+        model = models[cell.upper()]
+        assert isinstance(model, RecurrentSequenceModel) and model.cell == cell
+        assert model.rnn.hidden_size == RECURRENT_HIDDEN_SIZES[cell] and model.outputs == task.outputs
+    x, y = next(iter(task.val))
+    for model_name, model in models.items():  # every model answers in the shape the loss expects
+        assert task.loss_function(model(x), y).dim() == 0, model_name
+    assert builders["LSTM"]() is not builders["LSTM"]()  # a fresh model each call
+
+
+def test_sequence_model_builders_reject_bad_tcn_settings() -> None:
+    task = adding_task(5, train_size=4, val_size=4, test_size=4)
+    with pytest.raises(ValueError, match="tcn_levels"):
+        sequence_model_builders(task, tcn_levels=0, tcn_kernel_size=3)
+    with pytest.raises(ValueError, match="tcn_kernel_size"):
+        sequence_model_builders(task, tcn_levels=2, tcn_kernel_size=1)
+
+
+# --------------------------------------------------------------------------------------
+# Gradient reach
+# --------------------------------------------------------------------------------------
+
+
+class LastStepOnly(nn.Module):
+    """Answers a linear function of the last step's values: earlier steps cannot matter."""
+
+    def __init__(self, input_size: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(input_size, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x[:, -1])  # (N, 1)
+
+
+def test_gradient_reach_of_a_last_step_model_is_zero_before_the_last_step() -> None:
+    task = adding_task(9, train_size=4, val_size=16, test_size=4, batch_size=16)
+    x, y = next(iter(task.val))
+    reach = gradient_reach(LastStepOnly(2), task, x, y)
+    assert reach.shape == (9,) and reach.dtype == torch.float32
+    assert torch.equal(reach[:-1], torch.zeros(8)) and reach[-1] > 0
+
+
+def test_gradient_reach_matches_the_norm_of_the_input_gradient() -> None:
+    torch.manual_seed(0)
+    task = copy_task(4, memory_length=2, train_size=4, val_size=8, test_size=4, batch_size=8)
+    model = RecurrentSequenceModel(10, 10, hidden_size=8, cell="rnn", outputs="every_step")
+    x, y = next(iter(task.val))
+    inputs = x.clone().requires_grad_(True)
+    task.loss_function(model(inputs), y).backward()
+    expected = inputs.grad.pow(2).sum(dim=(0, 2)).sqrt()  # (T,), index 0 the first step
+    model.zero_grad(set_to_none=True)
+    torch.testing.assert_close(gradient_reach(model, task, x, y), expected)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_gradient_reach_leaves_the_model_as_it_was(training: bool) -> None:
+    torch.manual_seed(0)
+    task = adding_task(7, train_size=4, val_size=8, test_size=4, batch_size=8)
+    model = RecurrentSequenceModel(2, 1, hidden_size=6, cell="lstm")
+    model.train(training)
+    model.fc.eval()  # a submodule in its own mode gets that mode back too
+    x, y = next(iter(task.val))
+    task.loss_function(model(x), y).backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    weights = {name: p.detach().clone() for name, p in model.named_parameters()}
+
+    reach = gradient_reach(model, task, x, y)
+    assert reach.shape == (7,) and (reach >= 0).all() and reach.sum() > 0
+    assert model.training is training and model.rnn.training is training and not model.fc.training
+    for name, p in model.named_parameters():
+        assert torch.equal(p.grad, grads[name]) and torch.equal(p.detach(), weights[name]), name
+    assert not x.requires_grad  # the caller's batch is not changed either
+
+    fresh = RecurrentSequenceModel(2, 1, hidden_size=6, cell="lstm")
+    gradient_reach(fresh, task, x, y)
+    assert all(p.grad is None for p in fresh.parameters())
+
+
+def test_gradient_reach_rejects_inputs_that_are_not_sequences() -> None:
+    task = adding_task(5, train_size=4, val_size=4, test_size=4)
+    with pytest.raises(ValueError, match=r"\(N, T, D\)"):
+        gradient_reach(LastStepOnly(2), task, torch.zeros(4, 5), torch.zeros(4))

@@ -3,7 +3,9 @@
 #   make course   same set-up, then run the whole course in batch (PROFILE=auto|smoke|quick|full)
 # and, for working interactively:
 #   make lab      JupyterLab on the notebooks
-#   make outputs  re-execute every notebook in place so its stored outputs match the code
+#   make outputs  re-execute every notebook in place so its stored outputs match the code, and copy
+#                 its code cells and outputs into the Chinese edition (notebooks/zh), which is never
+#                 executed itself: both editions stay in step (python -m course_utils editions check)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -41,6 +43,7 @@ course: setup
 lab: setup
 	$(BIN)/jupyter lab $(ALLOW_ROOT) $(LAB_ARGS) notebooks
 
+# The English notebooks only: each one rewritten is synced into notebooks/zh/ by the same command.
 outputs: setup
 	$(BIN)/python -m course_utils outputs --profile $(OUTPUTS_PROFILE)
 

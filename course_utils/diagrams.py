@@ -7,8 +7,16 @@ shapes and parameter counts of LeNet-5 and the residual blocks come from running
 models of :mod:`course_utils.models` (:func:`course_utils.summary.model_summary` and
 :func:`course_utils.summary.count_parameters`). Change a model and its diagram follows.
 
+Every diagram is drawn in English (``language="en"``, the default) or in Chinese
+(``language="zh"``) by the same function: the words come from one table per language,
+:data:`LABELS`, and the formulas, numbers and shapes are the same in both. Chinese figures
+are set in the CJK font of :mod:`course_utils.fonts` (shipped by the pip package
+``mplfonts``), so that they render on a machine without Chinese fonts; English figures use
+matplotlib's default font.
+
 ``python -m course_utils.diagrams images`` (``make images``) writes all of them as PNG
-files into the folder ``images``:
+files, the English ones into the folder ``images`` and the Chinese ones into ``images/zh``,
+under the same names:
 
 * ``sliding_window.png``: :func:`draw_sliding_window`
 * ``unrolled_rnn.png``: :func:`draw_unrolled_rnn`
@@ -29,14 +37,18 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyBboxPatch, Rectangle
+from matplotlib.text import Text
 from torch import nn
 
+from course_utils.fonts import cjk_font_family
 from course_utils.models import BasicBlock, LeNet5
 from course_utils.plots import new_figure
 from course_utils.summary import count_parameters, model_summary
 
 __all__ = [
     "DIAGRAMS",
+    "EDITION_FOLDERS",
+    "LABELS",
     "conv_output_size",
     "draw_lenet5_architecture",
     "draw_residual_block",
@@ -62,7 +74,134 @@ SHORTCUT = "#c0392b"
 HIGHLIGHT = "#1f77b4"
 
 
+# Every word the diagrams draw, in each language. A value is a template for ``str.format``: the
+# numbers, shapes and formulas ({formula}) are filled in by the code, identical in both languages
+# (a formula written in a template doubles its braces: $W_{{xh}}$ draws $W_{xh}$). The Chinese
+# terms are those of the course glossary (notebook 01, "Glossary (术语表)").
+LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        # draw_sliding_window
+        "window_title": (
+            "A {k}×{k} window on a {n}×{n} input, padding {p}, stride {s}{dilation} → {out}×{out} output\n"
+            "output size {formula}"
+        ),
+        "window_dilation": ", dilation {d}",
+        "window_reads": "output ({row}, {col}) reads rows {top}…{bottom}, cols {left}…{right}",
+        "padded_input": "padded input (grey: padding = 0)",
+        "output": "output",
+        # draw_unrolled_rnn
+        "rnn_title": "An RNN reads the image row by row: {formula}   (the same weights at every step)",
+        "rnn_image": "{steps}×{width} image = {steps} steps\nof {width} pixels",
+        "rnn_input_row": "{x} = row {row}",
+        "rnn_cell": "RNN cell\ntanh",
+        "rnn_classifier": "fc\n10 logits",
+        "rnn_shared_weights": (
+            "shared weights: one $W_{{xh}}$, one $W_{{hh}}$, one $b$ for all {steps} steps; "
+            "training backpropagates through time (BPTT)"
+        ),
+        # draw_lenet5_architecture
+        "lenet_title": "LeNet-5 (LeCun et al., 1998) in its modern form: {total:,} parameters",
+        "input": "input",
+        "image": "image",
+        "flatten": "flatten",
+        "reshape": "reshape",
+        "conv": "{kernel} conv{padding}",
+        "conv_padding": ", pad {p}",
+        "max_pool": "max-pool {k}×{k}\nstride {s}",
+        "avg_pool": "avg-pool {k}×{k}\nstride {s}",
+        "linear": "linear\n{inputs} → {outputs}",
+        "logits": "(logits)",
+        "params": "{count:,} params",
+        "no_params": "no params",
+        # draw_residual_block
+        "residual_title": (
+            "Residual learning (He et al., 2016): the layers learn F(x), the shortcut carries x to the "
+            "addition\n(BN: batch normalisation; option A is the paper's choice for CIFAR-10, section 4.2)"
+        ),
+        "plain_block": "plain block",
+        "residual_block": "basic residual block",
+        "shape_change": "shape changes, option {option}",
+        "conv3x3": "conv 3×3, {channels}",
+        "conv_stride": ", stride {stride}",
+        "identity_shortcut": "identity\n$x$\n{params}",
+        "zero_channel_shortcut": "every 2nd pixel,\n+{channels} zero channels\n{params}",
+        "projection_shortcut": "1×1 conv, stride {stride}\n+ BN\n{params}",
+        "shortcut": "shortcut",
+    },
+    "zh": {
+        "window_title": (
+            "{k}×{k} 窗口在 {n}×{n} 输入上滑动：填充 {p}，步长 {s}{dilation} → {out}×{out} 输出\n"
+            "输出尺寸 {formula}"
+        ),
+        "window_dilation": "，空洞 {d}",
+        "window_reads": "输出 ({row}, {col}) 读取行 {top}…{bottom}、列 {left}…{right}",
+        "padded_input": "填充后的输入（灰色：填充值 0）",
+        "output": "输出",
+        "rnn_title": "RNN 逐行读取图像：{formula}   （每个时间步使用同一组权重）",
+        "rnn_image": "{steps}×{width} 图像 = {steps} 个时间步，\n每步 {width} 个像素",
+        "rnn_input_row": "{x} = 第 {row} 行",
+        "rnn_cell": "循环单元\ntanh",
+        "rnn_classifier": "全连接层\n10 个输出",
+        "rnn_shared_weights": (
+            "权值共享：全部 {steps} 个时间步共用一个 $W_{{xh}}$、一个 $W_{{hh}}$ 和一个 $b$；"
+            "训练时随时间反向传播（BPTT）"
+        ),
+        "lenet_title": "现代形式的 LeNet-5（LeCun et al., 1998）：共 {total:,} 个参数",
+        "input": "输入",
+        "image": "图像",
+        "flatten": "展平",
+        "reshape": "改变形状",
+        "conv": "{kernel} 卷积{padding}",
+        "conv_padding": "，填充 {p}",
+        "max_pool": "最大池化 {k}×{k}\n步长 {s}",
+        "avg_pool": "平均池化 {k}×{k}\n步长 {s}",
+        "linear": "全连接层\n{inputs} → {outputs}",
+        "logits": "（未归一化的分数）",
+        "params": "{count:,} 个参数",
+        "no_params": "无参数",
+        "residual_title": (
+            "残差学习（He et al., 2016）：各层学习 F(x)，捷径连接把 x 送到加法处\n"
+            "（BN：批归一化；方案 A 是论文在 CIFAR-10 上的选择，见第 4.2 节）"
+        ),
+        "plain_block": "普通块",
+        "residual_block": "基本残差块",
+        "shape_change": "形状改变，方案 {option}",
+        "conv3x3": "3×3 卷积，{channels}",
+        "conv_stride": "，步长 {stride}",
+        "identity_shortcut": "恒等映射\n$x$\n{params}",
+        "zero_channel_shortcut": "隔行隔列取样，\n+{channels} 个全零通道\n{params}",
+        "projection_shortcut": "1×1 卷积，步长 {stride}\n+ BN\n{params}",
+        "shortcut": "捷径",
+    },
+}
+
+
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _labels(language: str) -> dict[str, str]:
+    """The table of words for ``language``; a clear error for a language the diagrams do not speak."""
+    if language not in LABELS:
+        raise ValueError(
+            f"language must be one of {', '.join(map(repr, LABELS))} (English, Chinese), got {language!r}"
+        )
+    return LABELS[language]
+
+
+def _set_language_font(fig: Figure, language: str) -> Figure:
+    """Set every text of a Chinese figure in the CJK font; leave an English figure as it is.
+
+    Done once the figure is drawn, so that the drawing code is the same for every language.
+    English figures keep matplotlib's default font, so their files do not change.
+    """
+    if language == "zh":
+        family = cjk_font_family()
+        for text in fig.findobj(Text):
+            text.set_fontfamily(family)
+            # The package ships the regular weight only: ask for it, rather than have matplotlib
+            # log "Failed to find font weight bold" and fall back to it for every bold label.
+            text.set_fontweight("normal")
+    return fig
 
 
 def _box(
@@ -132,8 +271,8 @@ def _shape_label(shape: Sequence[int]) -> str:
     return "×".join(str(s) for s in shape)
 
 
-def _params_label(count: int) -> str:
-    return f"{count:,} params" if count else "no params"
+def _params_label(count: int, labels: dict[str, str]) -> str:
+    return labels["params"].format(count=count) if count else labels["no_params"]
 
 
 # --- 1. the sliding window of a convolution -----------------------------------------------------
@@ -178,6 +317,8 @@ def draw_sliding_window(
     stride: int = 2,
     dilation: int = 1,
     positions: Sequence[tuple[int, int]] | None = None,
+    *,
+    language: str = "en",
 ) -> Figure:
     """Draw a convolution window sliding over a padded square input, one panel per output cell.
 
@@ -190,14 +331,18 @@ def draw_sliding_window(
         kernel_size, padding, stride, dilation: as in ``nn.Conv2d``.
         positions: the output cells to show, ``(row, col)``; by default the first two of the
             first row, the first of the second row and the last one.
+        language: ``"en"`` (English) or ``"zh"`` (Chinese), the language of the labels.
 
     Returns:
         The figure: one axes per position, the output-size formula in the title.
 
     Raises:
-        ValueError: the window does not fit the padded input, or a position lies outside
-            the output.
+        ValueError: the window does not fit the padded input, a position lies outside
+            the output, or the language is not ``"en"`` or ``"zh"``.
+        FileNotFoundError: ``language="zh"`` and the CJK font is not installed
+            (see :func:`course_utils.fonts.cjk_font_path`).
     """
+    labels = _labels(language)
     out = conv_output_size(input_size, kernel_size, padding, stride, dilation)
     if min(input_size, kernel_size, stride, dilation) < 1 or padding < 0 or out < 1:
         raise ValueError(
@@ -219,12 +364,21 @@ def draw_sliding_window(
     axes = fig.subplots(1, len(positions), squeeze=False)[0]
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.8, wspace=0.08)
     span = dilation * (kernel_size - 1) + 1
-    fig.suptitle(
-        f"A {kernel_size}×{kernel_size} window on a {input_size}×{input_size} input, padding {padding}, "
-        f"stride {stride}" + (f", dilation {dilation}" if dilation > 1 else "") + f" → {out}×{out} output\n"
-        r"output size $= \lfloor (n + 2p - d(k-1) - 1)\,/\,s \rfloor + 1 = "
+    formula = (
+        r"$= \lfloor (n + 2p - d(k-1) - 1)\,/\,s \rfloor + 1 = "
         rf"\lfloor ({input_size} + {2 * padding} - {dilation * (kernel_size - 1)} - 1)\,/\,{stride} \rfloor"
-        rf" + 1 = {out}$",
+        rf" + 1 = {out}$"
+    )
+    fig.suptitle(
+        labels["window_title"].format(
+            k=kernel_size,
+            n=input_size,
+            p=padding,
+            s=stride,
+            dilation=labels["window_dilation"].format(d=dilation) if dilation > 1 else "",
+            out=out,
+            formula=formula,
+        ),
         fontsize=11,
     )
 
@@ -266,12 +420,14 @@ def draw_sliding_window(
         rows = sorted({r for r, _ in read})
         cols = sorted({c for _, c in read})
         ax.set_title(
-            f"output ({row}, {col}) reads rows {rows[0]}…{rows[-1]}, cols {cols[0]}…{cols[-1]}",
+            labels["window_reads"].format(
+                row=row, col=col, top=rows[0], bottom=rows[-1], left=cols[0], right=cols[-1]
+            ),
             fontsize=9,
         )
-        ax.text(padded / 2, -0.8, "padded input (grey: padding = 0)", ha="center", fontsize=8, color=MUTED)
-        ax.text(x0 + out / 2, -0.8, "output", ha="center", fontsize=8, color=MUTED)
-    return fig
+        ax.text(padded / 2, -0.8, labels["padded_input"], ha="center", fontsize=8, color=MUTED)
+        ax.text(x0 + out / 2, -0.8, labels["output"], ha="center", fontsize=8, color=MUTED)
+    return _set_language_font(fig, language)
 
 
 # --- 2. a recurrent network unrolled over the rows of an image ------------------------------------
@@ -291,7 +447,9 @@ def _synthetic_digit(size: int = 28) -> np.ndarray:
     return np.maximum(stroke(7, 7, 7, 20), stroke(7, 20, 23, 12))
 
 
-def draw_unrolled_rnn(image: np.ndarray | torch.Tensor | None = None, shown_steps: int = 3) -> Figure:
+def draw_unrolled_rnn(
+    image: np.ndarray | torch.Tensor | None = None, shown_steps: int = 3, *, language: str = "en"
+) -> Figure:
     """Draw an RNN cell unrolled over time, reading an image one row per time step.
 
     Left: the image; each shown row is framed in the colour of its time step. Right: the
@@ -304,13 +462,17 @@ def draw_unrolled_rnn(image: np.ndarray | torch.Tensor | None = None, shown_step
         image: ``(H, W)`` grayscale image (uint8 or float); ``T = H`` steps of ``W`` values.
             By default a hand-drawn 28×28 "7", so that the diagram needs no dataset.
         shown_steps: how many steps to draw before the "…" and the last step.
+        language: ``"en"`` (English) or ``"zh"`` (Chinese), the language of the labels.
 
     Returns:
         The figure (one axes for the image, one for the unrolled network).
 
     Raises:
-        ValueError: ``image`` is not 2-D or has fewer than ``shown_steps + 1`` rows.
+        ValueError: ``image`` is not 2-D or has fewer than ``shown_steps + 1`` rows, or the
+            language is not ``"en"`` or ``"zh"``.
+        FileNotFoundError: ``language="zh"`` and the CJK font is not installed.
     """
+    labels = _labels(language)
     pixels = _synthetic_digit() if image is None else np.asarray(torch.as_tensor(image).detach().cpu(), float)
     if pixels.ndim != 2:
         raise ValueError(f"draw_unrolled_rnn expects one grayscale image (H, W), got shape {pixels.shape}")
@@ -324,8 +486,7 @@ def draw_unrolled_rnn(image: np.ndarray | torch.Tensor | None = None, shown_step
     image_ax = fig.add_axes((0.01, 0.08, 0.17, 0.72))
     ax = fig.add_axes((0.2, 0.0, 0.8, 0.9))
     fig.suptitle(
-        r"An RNN reads the image row by row: $h_t = \tanh(W_{xh}\,x_t + W_{hh}\,h_{t-1} + b)$"
-        "   (the same weights at every step)",
+        labels["rnn_title"].format(formula=r"$h_t = \tanh(W_{xh}\,x_t + W_{hh}\,h_{t-1} + b)$"),
         fontsize=12,
     )
 
@@ -337,7 +498,7 @@ def draw_unrolled_rnn(image: np.ndarray | torch.Tensor | None = None, shown_step
         image_ax.add_patch(Rectangle((-0.5, t - 0.5), width, 1, fill=False, edgecolor=colour_of[t], lw=1.8))
     image_ax.set_xticks([])
     image_ax.set_yticks([])
-    image_ax.set_title(f"{steps}×{width} image = {steps} steps\nof {width} pixels", fontsize=9)
+    image_ax.set_title(labels["rnn_image"].format(steps=steps, width=width), fontsize=9)
 
     # The unrolled network: columns at x = 2, 5, 8 (shown steps), an ellipsis, then step T.
     spacing = 3.0
@@ -363,10 +524,11 @@ def draw_unrolled_rnn(image: np.ndarray | torch.Tensor | None = None, shown_step
         for spine in strip.spines.values():
             spine.set_edgecolor(colour_of[t])
             spine.set_linewidth(1.8)
-        ax.text(x, input_y - 0.55, rf"$x_{{{label}}}$ = row {t + 1}", ha="center", va="center", fontsize=10)
+        row_label = labels["rnn_input_row"].format(x=rf"$x_{{{label}}}$", row=t + 1)
+        ax.text(x, input_y - 0.55, row_label, ha="center", va="center", fontsize=10)
         _arrow(ax, (x, input_y + 0.22), (x, cell_y - cell_size[1] / 2))
         ax.text(x + 0.1, (input_y + cell_y) / 2 - 0.15, r"$W_{xh}$", ha="left", va="center", fontsize=10)
-        _box(ax, (x, cell_y), cell_size, "RNN cell\ntanh", fill=CONV_FILL, fontsize=9)
+        _box(ax, (x, cell_y), cell_size, labels["rnn_cell"], fill=CONV_FILL, fontsize=9)
         # h_{t-1} -> cell (the recurrent connection, drawn unrolled).
         if t == steps - 1 and shown_steps < steps - 1:
             _arrow(ax, (ellipsis_x + 0.45, cell_y), (x - cell_size[0] / 2, cell_y))
@@ -385,41 +547,40 @@ def draw_unrolled_rnn(image: np.ndarray | torch.Tensor | None = None, shown_step
     # The classifier reads only the last hidden state.
     last = columns[-1]
     _arrow(ax, (last + cell_size[0] / 2, cell_y), (last + 1.75, cell_y))
-    _box(ax, (last + 2.45, cell_y), (1.4, 1.0), "fc\n10 logits", fill=DENSE_FILL, fontsize=9)
+    _box(ax, (last + 2.45, cell_y), (1.4, 1.0), labels["rnn_classifier"], fill=DENSE_FILL, fontsize=9)
     ax.text(last + 1.1, cell_y - 0.35, r"$h_T$", ha="center", fontsize=10)
     ax.text(
         (columns[0] + columns[-1]) / 2,
         4.3,
-        r"shared weights: one $W_{xh}$, one $W_{hh}$, one $b$ for all "
-        f"{steps} steps; training backpropagates through time (BPTT)",
+        labels["rnn_shared_weights"].format(steps=steps),
         ha="center",
         va="center",
         fontsize=10,
         color=MUTED,
     )
-    return fig
+    return _set_language_font(fig, language)
 
 
 # --- 3. LeNet-5 ----------------------------------------------------------------------------------
 
 
-def _layer_description(module: nn.Module) -> tuple[str, str]:
+def _layer_description(module: nn.Module, labels: dict[str, str]) -> tuple[str, str]:
     """What a layer does, read from the module itself (not typed): ``(operation, fill colour)``."""
     if isinstance(module, nn.Conv2d):
-        k = "×".join(map(str, module.kernel_size))
-        pad = f", pad {module.padding[0]}" if module.padding[0] else ""
-        return f"{k} conv{pad}", CONV_FILL
+        kernel = "×".join(map(str, module.kernel_size))
+        padding = labels["conv_padding"].format(p=module.padding[0]) if module.padding[0] else ""
+        return labels["conv"].format(kernel=kernel, padding=padding), CONV_FILL
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-        kind = "max" if isinstance(module, nn.MaxPool2d) else "avg"
+        template = labels["max_pool"] if isinstance(module, nn.MaxPool2d) else labels["avg_pool"]
         k = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
         s = module.stride if isinstance(module.stride, int) else module.stride[0]
-        return f"{kind}-pool {k}×{k}\nstride {s}", POOL_FILL
+        return template.format(k=k, s=s), POOL_FILL
     if isinstance(module, nn.Linear):
-        return f"linear\n{module.in_features} → {module.out_features}", DENSE_FILL
+        return labels["linear"].format(inputs=module.in_features, outputs=module.out_features), DENSE_FILL
     return type(module).__name__, "white"
 
 
-def draw_lenet5_architecture(model: LeNet5 | None = None) -> Figure:
+def draw_lenet5_architecture(model: LeNet5 | None = None, *, language: str = "en") -> Figure:
     """Draw LeNet-5 as the course builds it, layer by layer, with output shapes and parameters.
 
     The shapes and parameter counts are those of ``model``, found by
@@ -428,35 +589,40 @@ def draw_lenet5_architecture(model: LeNet5 | None = None) -> Figure:
 
     Args:
         model: a :class:`~course_utils.models.LeNet5` for 1×28×28 inputs; by default a new one.
+        language: ``"en"`` (English) or ``"zh"`` (Chinese), the language of the labels.
 
     Returns:
         The figure, one axes; the title gives the total number of parameters.
+
+    Raises:
+        ValueError: the language is not ``"en"`` or ``"zh"``.
+        FileNotFoundError: ``language="zh"`` and the CJK font is not installed.
     """
+    labels = _labels(language)
     model = model if model is not None else LeNet5()
     input_size = (model.conv1.in_channels, 28, 28)
     summary = model_summary(model, input_size)
     modules = dict(model.named_modules())
     # Stages: the input, every layer with a row in the summary, and the flatten that
     # forward() does with torch.flatten (a function, so it has no row of its own).
-    stages: list[tuple[str, str, tuple[int, ...], int, str]] = [("input", "image", input_size, 0, "white")]
+    stages: list[tuple[str, str, tuple[int, ...], int, str]] = [
+        (labels["input"], labels["image"], input_size, 0, "white")
+    ]
     for row in summary.rows:
         shape = row.output_shape[1:]
         if len(shape) == 1 and len(stages[-1][2]) == 3:
             flat = (int(np.prod(stages[-1][2])),)
-            stages.append(("flatten", "reshape", flat, 0, "white"))
-        operation, fill = _layer_description(modules[row.name])
+            stages.append((labels["flatten"], labels["reshape"], flat, 0, "white"))
+        operation, fill = _layer_description(modules[row.name], labels)
         if row is summary.rows[-1]:
-            operation += "\n(logits)"
+            operation += "\n" + labels["logits"]
         elif row.num_params:
             operation += "\n+ ReLU"  # LeNet5.forward applies F.relu after every layer but the last
         stages.append((row.name, operation, shape, row.num_params, fill))
 
     fig = new_figure((16.0, 4.0), layout=None)
     ax = fig.add_axes((0.0, 0.0, 1.0, 0.9))
-    fig.suptitle(
-        f"LeNet-5 (LeCun et al., 1998) in its modern form: {summary.total_params:,} parameters",
-        fontsize=13,
-    )
+    fig.suptitle(labels["lenet_title"].format(total=summary.total_params), fontsize=13)
     step = 2.0
     _blank_axes(ax, (-1.0, step * (len(stages) - 1) + 1.0), (-2.85, 2.4))
     previous_right = None
@@ -490,8 +656,8 @@ def draw_lenet5_architecture(model: LeNet5 | None = None) -> Figure:
         ax.text(x, 2.1, name, ha="center", va="center", fontsize=11, fontweight="bold")
         ax.text(x, -1.0, _shape_label(shape), ha="center", va="center", fontsize=11, color=INK)
         ax.text(x, -1.5, operation, ha="center", va="top", fontsize=8.5, color=INK)
-        ax.text(x, -2.6, _params_label(params), ha="center", va="center", fontsize=8.5, color=MUTED)
-    return fig
+        ax.text(x, -2.6, _params_label(params, labels), ha="center", va="center", fontsize=8.5, color=MUTED)
+    return _set_language_font(fig, language)
 
 
 # --- 4. the residual block ------------------------------------------------------------------------
@@ -503,6 +669,7 @@ def _block_chain(
     in_shape: tuple[int, int, int],
     title: str,
     shortcut_text: str | None,
+    labels: dict[str, str],
 ) -> None:
     """One block drawn bottom to top: conv-BN-ReLU-conv-BN, the addition, ReLU; its shortcut on the right."""
     out_shape = tuple(block.eval()(torch.zeros(1, *in_shape)).shape[1:])
@@ -512,17 +679,21 @@ def _block_chain(
     ax.text(
         5.3,
         12.8,
-        title + f"\n{_params_label(count_parameters(block))}",
+        title + f"\n{_params_label(count_parameters(block), labels)}",
         ha="center",
         va="center",
         fontsize=10,
     )
     x, w, h, pitch = 3.3, 4.5, 0.8, 1.3
     layers = [
-        (f"conv 3×3, {channels}" + (f", stride {stride}" if stride > 1 else ""), CONV_FILL),
+        (
+            labels["conv3x3"].format(channels=channels)
+            + (labels["conv_stride"].format(stride=stride) if stride > 1 else ""),
+            CONV_FILL,
+        ),
         (f"BN ({channels})", NORM_FILL),
         ("ReLU", ACT_FILL),
-        (f"conv 3×3, {channels}", CONV_FILL),
+        (labels["conv3x3"].format(channels=channels), CONV_FILL),
         (f"BN ({channels})", NORM_FILL),
     ]
     ax.text(x, 0.3, rf"$x$: {_shape_label(in_shape)}", ha="center", va="center", fontsize=10)
@@ -549,7 +720,7 @@ def _block_chain(
         _box(ax, (right, mid), (3.6, 1.7), shortcut_text, fill="white", edge=SHORTCUT, fontsize=8.5)
         relu_y = add_y + pitch
         _arrow(ax, (x, add_y + 0.38), (x, relu_y - h / 2))
-        formula = r"ReLU$(F(x) + $shortcut$(x))$"
+        formula = "ReLU$(F(x) + $" + labels["shortcut"] + "$(x))$"
     else:
         relu_y = y + pitch
         _arrow(ax, (x, top_of_f), (x, relu_y - h / 2))
@@ -569,7 +740,7 @@ def _block_chain(
     )
 
 
-def draw_residual_block(channels: int = 16, size: int = 32) -> Figure:
+def draw_residual_block(channels: int = 16, size: int = 32, *, language: str = "en") -> Figure:
     """Draw the plain block beside the basic residual block, and the two shortcuts for a shape change.
 
     Four panels, each the block of :class:`~course_utils.models.BasicBlock` that the course
@@ -584,63 +755,90 @@ def draw_residual_block(channels: int = 16, size: int = 32) -> Figure:
     Args:
         channels: channels of the input (the first stage of ResNet-20 has 16).
         size: height = width of the input (32 for CIFAR-10).
+        language: ``"en"`` (English) or ``"zh"`` (Chinese), the language of the labels.
 
     Returns:
         The figure, four axes.
+
+    Raises:
+        ValueError: the language is not ``"en"`` or ``"zh"``.
+        FileNotFoundError: ``language="zh"`` and the CJK font is not installed.
     """
+    labels = _labels(language)
     shape = (channels, size, size)
     option_b = BasicBlock(channels, 2 * channels, stride=2, shortcut="B")
-    projection = count_parameters(option_b.shortcut)
+    no_params = _params_label(0, labels)
     panels = [
-        (BasicBlock(channels, channels, shortcut=None), "plain block", None),
-        (BasicBlock(channels, channels, shortcut="A"), "basic residual block", "identity\n$x$\nno params"),
+        (BasicBlock(channels, channels, shortcut=None), labels["plain_block"], None),
+        (
+            BasicBlock(channels, channels, shortcut="A"),
+            labels["residual_block"],
+            labels["identity_shortcut"].format(params=no_params),
+        ),
         (
             BasicBlock(channels, 2 * channels, stride=2, shortcut="A"),
-            "shape changes, option A",
-            f"every 2nd pixel,\n+{channels} zero channels\nno params",
+            labels["shape_change"].format(option="A"),
+            labels["zero_channel_shortcut"].format(channels=channels, params=no_params),
         ),
-        (option_b, "shape changes, option B", f"1×1 conv, stride 2\n+ BN\n{_params_label(projection)}"),
+        (
+            option_b,
+            labels["shape_change"].format(option="B"),
+            labels["projection_shortcut"].format(
+                stride=option_b.conv1.stride[0],
+                params=_params_label(count_parameters(option_b.shortcut), labels),
+            ),
+        ),
     ]
     fig = new_figure((14.0, 5.0), layout=None)
     axes = fig.subplots(1, 4)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.88, wspace=0.04)
-    fig.suptitle(
-        "Residual learning (He et al., 2016): the layers learn F(x), the shortcut carries x to the addition\n"
-        "(BN: batch normalisation; option A is the paper's choice for CIFAR-10, section 4.2)",
-        fontsize=12,
-    )
+    fig.suptitle(labels["residual_title"], fontsize=12)
     for ax, (block, title, shortcut_text) in zip(axes, panels):
-        _block_chain(ax, block, shape, title, shortcut_text)
-    return fig
+        _block_chain(ax, block, shape, title, shortcut_text, labels)
+    return _set_language_font(fig, language)
 
 
 # --- writing the files ----------------------------------------------------------------------------
 
-#: File name -> function that draws it (with its defaults), for :func:`write_diagrams`.
-DIAGRAMS: dict[str, Callable[[], Figure]] = {
+#: File name -> function that draws it (with its defaults and a ``language=``), for :func:`write_diagrams`.
+DIAGRAMS: dict[str, Callable[..., Figure]] = {
     "sliding_window.png": draw_sliding_window,
     "unrolled_rnn.png": draw_unrolled_rnn,
     "lenet5_architecture.png": draw_lenet5_architecture,
     "residual_block.png": draw_residual_block,
 }
 
+#: Language -> where its figures go inside the images folder: English at the top (the English
+#: notebooks link ``../images/NAME.png``), Chinese in ``zh`` (``../../images/zh/NAME.png``).
+EDITION_FOLDERS: dict[str, str] = {"en": ".", "zh": "zh"}
 
-def write_diagrams(folder: str | Path, dpi: int = DPI) -> list[Path]:
-    """Draw every diagram of :data:`DIAGRAMS` and save it as a PNG file in ``folder``.
+
+def write_diagrams(folder: str | Path, dpi: int = DPI, *, language: str = "en") -> list[Path]:
+    """Draw every diagram of :data:`DIAGRAMS` in one language and save it as a PNG file in ``folder``.
 
     The files carry no creation date or software version, so drawing them again gives the
     same bytes (with the same matplotlib and fonts).
 
+    Args:
+        folder: where to write the files (created if missing).
+        dpi: resolution of the PNG files.
+        language: ``"en"`` (English) or ``"zh"`` (Chinese), the language of the labels.
+
     Returns:
         The paths written, in the order of :data:`DIAGRAMS`.
+
+    Raises:
+        ValueError: the language is not ``"en"`` or ``"zh"``.
+        FileNotFoundError: ``language="zh"`` and the CJK font is not installed.
     """
+    _labels(language)  # refuse an unknown language before creating the folder
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)  # the models are built only for their shapes, but keep even that fixed
     written = []
     for name, draw in DIAGRAMS.items():
         path = folder / name
-        draw().savefig(
+        draw(language=language).savefig(
             path,
             dpi=dpi,
             bbox_inches="tight",
@@ -653,12 +851,19 @@ def write_diagrams(folder: str | Path, dpi: int = DPI) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m course_utils.diagrams [FOLDER]``: write the diagrams (default folder ``images``)."""
+    """``python -m course_utils.diagrams [FOLDER]``: write the diagrams (default folder ``images``).
+
+    The English figures go into ``FOLDER``, the Chinese ones into ``FOLDER/zh``
+    (:data:`EDITION_FOLDERS`).
+    """
     parser = argparse.ArgumentParser(description="Draw the course's diagrams as PNG files.")
-    parser.add_argument("folder", nargs="?", default="images", help="where to write the PNG files")
+    parser.add_argument(
+        "folder", nargs="?", default="images", help="where to write the PNG files (Chinese ones: FOLDER/zh)"
+    )
     args = parser.parse_args(argv)
-    for path in write_diagrams(args.folder):
-        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
+    for language, subfolder in EDITION_FOLDERS.items():
+        for path in write_diagrams(Path(args.folder) / subfolder, language=language):
+            print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
     return 0
 
 

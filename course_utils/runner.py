@@ -1,7 +1,10 @@
 """Run the course's notebooks in batch: into a run folder (``make course``) or in place (``make outputs``).
 
 One execution path (:func:`execute_notebook`) and one error mapping (:func:`stop_status`) serve both
-commands of ``python -m course_utils``. Parameters are injected as papermill does.
+commands of ``python -m course_utils``. Parameters are injected as papermill does. Either command runs
+one edition of the course (:mod:`course_utils.editions`: ``--edition zh`` for ``notebooks/zh``) and
+its summary says which. ``outputs`` runs only the English notebooks, and copies each one it rewrote
+into the translations (:func:`~course_utils.editions.sync_edition`), whose outputs are never executed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,17 @@ from typing import Any
 
 from course_utils import profiles
 from course_utils.data import DATASET_NAMES, DatasetError, default_data_dir, load_dataset
+from course_utils.editions import (
+    EDITIONS,
+    ENGLISH,
+    LANGUAGES,
+    EditionError,
+    counterpart,
+    edition_dir,
+    edition_of,
+    sync_edition,
+    translated_editions,
+)
 from course_utils.environment import describe_environment
 from course_utils.files import atomic_write, display_path, project_root
 from course_utils.tables import format_table
@@ -425,23 +439,36 @@ class RunReport:
     started: datetime
     finished: datetime | None = None
     interrupted: str | None = None  # what stopped the run between two notebooks: KeyboardInterrupt, SIGTERM
+    edition: str | None = None  # the edition that ran ("en", "zh"); None: notebooks of another folder
+    notebooks_dir: Path | None = None
+    out_of_step: list[str] = field(default_factory=list)  # translations `outputs` could not sync
 
     HEADER = ("notebook", "status", "minutes", "test accuracy", "parameters", "device", "profile")
     ALIGN = "llrrrll"
 
     @property
     def exit_code(self) -> int:
-        """0 when every notebook succeeded; 128 + the signal's number when one stopped the run (130
-        Ctrl-C, 143 SIGTERM, 129 SIGHUP); else 1."""
+        """0 when every notebook succeeded (and, for ``outputs``, every translation was synced); 128 + the
+        signal's number when one stopped the run (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP); else 1."""
         stops = [r.error and r.error["ename"] for r in self.results if r.status == INTERRUPTED]
         if stop := self.interrupted or next(iter(stops), None):
             return EXIT_SIGNAL + getattr(signal.Signals, stop, signal.SIGINT)  # KeyboardInterrupt: SIGINT
-        return EXIT_OK if all(result.status == OK for result in self.results) else EXIT_FAILED
+        ok = all(result.status == OK for result in self.results) and not self.out_of_step
+        return EXIT_OK if ok else EXIT_FAILED
+
+    def edition_label(self) -> str:
+        """Which notebooks ran: ``zh (Chinese, notebooks/zh)``, or ``none (notebooks of DIR)``."""
+        folder = display_path(self.notebooks_dir, outside="absolute") if self.notebooks_dir else "?"
+        if self.edition is None:
+            return f"none (notebooks of {folder})"
+        return f"{self.edition} ({LANGUAGES[self.edition]}, {folder})"
 
     def to_dict(self) -> dict[str, Any]:
         notebooks = [asdict(r) | {"minutes": r.seconds and round(r.seconds / 60, 2)} for r in self.results]
         return {
             "run": self.run_dir.name,
+            "edition": self.edition,
+            "notebooks_dir": self.notebooks_dir and display_path(self.notebooks_dir, outside="absolute"),
             "profile": self.profile,
             "requested_profile": self.requested_profile,
             "parameters": self.parameters,
@@ -450,6 +477,7 @@ class RunReport:
             "exit_code": self.exit_code,
             "environment": describe_environment(),  # what the timings were taken on
             "notebooks": notebooks,
+            "out_of_step": self.out_of_step,
         }
 
     def rows(self) -> list[list[str]]:
@@ -486,9 +514,10 @@ class RunReport:
         """The summary as Markdown: the table, then each notebook's error and other metrics."""
         from_auto = f" (from `{self.requested_profile}`)" if self.requested_profile != self.profile else ""
         given = f", parameters `{self.parameters}`" if self.parameters else ""
+        edition = f"Edition {self.edition_label()}; profile"
         lines = [
             f"# Course run {self.run_dir.name}\n",
-            f"Profile **{self.profile}**{from_auto}{given}; started {self.started:%Y-%m-%d %H:%M:%S}.\n",
+            f"{edition} **{self.profile}**{from_auto}{given}; started {self.started:%Y-%m-%d %H:%M:%S}.\n",
             "| " + " | ".join(self.HEADER) + " |",
             "| " + " | ".join("---:" if side == "r" else "---" for side in self.ALIGN) + " |",
         ]
@@ -549,10 +578,66 @@ def output_folder(target_dir: Path | None, in_place: bool) -> tuple[Path, str]:
     return folder, source
 
 
+def notebooks_folder(
+    edition: str | None, notebooks_dir: Path | None, in_place: bool
+) -> tuple[Path, str | None]:
+    """The folder whose notebooks run, and the edition it holds (None: a folder of no edition).
+
+    ``edition`` names an edition's folder (:data:`~course_utils.editions.EDITIONS`), ``notebooks_dir``
+    any folder; with neither, the English edition. Raises UsageError when both are given, for an
+    unknown edition, and for ``outputs`` (``in_place``) of a translated edition: its stored outputs are
+    copies of the English ones, never executed.
+    """
+    if edition is not None and notebooks_dir is not None:
+        raise UsageError(
+            f"--edition {edition} and --notebooks-dir {notebooks_dir} both choose the notebooks: give one"
+        )
+    try:
+        folder = Path(notebooks_dir) if notebooks_dir is not None else edition_dir(edition or ENGLISH)
+    except EditionError as error:
+        raise UsageError(str(error)) from None
+    edition = edition or edition_of(folder)
+    if in_place and edition not in (None, ENGLISH):
+        english = EDITIONS[ENGLISH]
+        raise UsageError(
+            f"the {LANGUAGES[edition]} notebooks ({EDITIONS[edition]}/) are not executed: their code cells "
+            f"and outputs are copied from the English run. Run `python -m course_utils outputs` ({english}/; "
+            f"it brings {EDITIONS[edition]}/ in step too), or `python -m course_utils editions sync` after "
+            "changing English code by hand"
+        )
+    return folder, edition
+
+
+def sync_translations(english_path: Path) -> list[str]:
+    """After ``outputs`` rewrote ``english_path``: copy its code cells and outputs into each translation
+    of it that exists (:func:`~course_utils.editions.sync_edition`), saying what was done.
+
+    Returns:
+        A sentence for each translation that could not be synced (its cells differ from the English
+        ones: a person must resolve that); empty when all are in step now.
+    """
+    problems = []
+    for edition in translated_editions():
+        translated = counterpart(english_path, edition)
+        if not translated.is_file():
+            continue
+        shown = display_path(translated, outside="absolute")
+        try:
+            changed = sync_edition(english_path, translated)
+        except EditionError as error:
+            print(f"    NOT SYNCED: {error}".replace("\n", "\n      "), flush=True)
+            problems.append(f"{shown} is out of step with {display_path(english_path, outside='absolute')}")
+            continue
+        done = "code cells and outputs copied into it" if changed else "in step already"
+        print(f"    {LANGUAGES[edition]} edition: {shown}, {done}", flush=True)
+    return problems
+
+
 def run_notebooks(
     notebooks_dir: Path | None = None,
     target_dir: Path | None = None,
     *,
+    edition: str | None = None,
     in_place: bool = False,
     profile: str = "auto",
     parameters: Sequence[tuple[str, Any]] = (),
@@ -564,15 +649,18 @@ def run_notebooks(
 ) -> RunReport:
     """Check everything (UsageError), then execute the notebooks in order and summarise.
 
-    ``run``: each notebook gets ``PROFILE``, ``OUTPUT_DIR`` and its ``-p`` values injected and is kept,
-    with its HTML, in a new folder ``<YYYYmmdd-HHMMSS>-<profile>/`` of ``target_dir``, beside the
-    metrics it writes (04 finds there the checkpoint 03 wrote) and the summary (written before each
-    notebook and at the end). ``in_place`` (``outputs``): the notebooks run as written and one that ran
-    to the end is written back (see :func:`keep`). Every kernel gets ``COURSE_PROFILE``, resolved once.
+    The notebooks are those of ``notebooks_dir`` or of ``edition`` (not both; neither: English, see
+    :func:`notebooks_folder`). ``run``: each notebook gets ``PROFILE``, ``OUTPUT_DIR`` and its ``-p``
+    values injected and is kept, with its HTML, in a new folder ``<YYYYmmdd-HHMMSS>-<profile>/`` of
+    ``target_dir``, beside the metrics it writes (04 finds there the checkpoint 03 wrote) and the
+    summary (written before each notebook and at the end). ``in_place`` (``outputs``): the notebooks
+    run as written and one that ran to the end is written back (see :func:`keep`), then copied into
+    its translations (:func:`sync_translations`). Every kernel gets ``COURSE_PROFILE``, resolved once.
     """
+    notebooks_dir, edition = notebooks_folder(edition, notebooks_dir, in_place)
     if in_place and parameters:
         raise UsageError("the stored outputs come from the notebooks as written: no -p parameters")
-    plan = plan_run(notebooks_dir or project_root() / "notebooks", profile, parameters, only, timeout_minutes)
+    plan = plan_run(notebooks_dir, profile, parameters, only, timeout_minutes)
     target_dir, source = output_folder(target_dir, in_place)
     check_datasets(plan)
     started = datetime.now()
@@ -580,7 +668,16 @@ def run_notebooks(
     output_dir.mkdir(parents=True, exist_ok=True)
     results = [NotebookResult(n.key, parameters=plan.parameters[n.key]) for n in plan.notebooks]
     given = {name.upper(): value for name, value in parameters}
-    report = RunReport(output_dir, plan.profile, profile, given, results, started)
+    report = RunReport(
+        output_dir,
+        plan.profile,
+        profile,
+        given,
+        results,
+        started,
+        edition=edition,
+        notebooks_dir=notebooks_dir,
+    )
     # Text progress bars (a widget does not render in a saved notebook) and a headless Matplotlib.
     environment = {"COURSE_PROGRESS": "text", "MPLBACKEND": "Agg", profiles.PROFILE_ENV: plan.profile}
     environment[profiles.OUTPUT_ENV] = str(output_dir)
@@ -589,7 +686,8 @@ def run_notebooks(
     runner = {"PROFILE": plan.profile, "OUTPUT_DIR": str(output_dir)}
     from_auto = f" (from {profile})" if profile != plan.profile else ""
     into = f"{'in place, ' * in_place}into {display_path(output_dir, outside='absolute')} ({source})"
-    print(f"Running {len(results)} notebook(s) with profile {plan.profile}{from_auto} {into}")
+    edition_text = f"of edition {report.edition_label()}"
+    print(f"Running {len(results)} notebook(s) {edition_text} with profile {plan.profile}{from_auto} {into}")
     print("on " + ", ".join(f"{name} {value}" for name, value in describe_environment().items()), flush=True)
     progress = ("bar" if sys.stderr.isatty() else "lines") if progress == "auto" else progress
     running = None
@@ -613,6 +711,8 @@ def run_notebooks(
             )
             result.status, result.seconds, result.error = outcome.status, outcome.seconds, outcome.error
             keep(notebook, result, executed, output_dir, in_place)
+            if in_place and result.status == OK:
+                report.out_of_step += sync_translations(notebook.path)
             if result.status == INTERRUPTED or (result.status != OK and not keep_going):
                 break
     except KeyboardInterrupt as stop:  # between two notebooks, or while one was being started or kept
@@ -620,7 +720,9 @@ def run_notebooks(
         if running is not None and running.status == NOT_RUN:  # it had started: never "not run"
             running.status = INTERRUPTED
     report.finished = datetime.now()
-    print(f"\n{report.to_text()}")
+    print(f"\nEdition {report.edition_label()}, profile {plan.profile}:\n{report.to_text()}")
+    for problem in report.out_of_step:
+        print(f"NOT IN STEP: {problem}; make their cells match, then `python -m course_utils editions sync`")
     if not in_place:
         report.write()
         print(f"\nSummary: {display_path(output_dir / 'summary.md', outside='absolute')}")

@@ -2,17 +2,36 @@
 
 The texts of a figure are read from its artists (``fig.findobj(Text)``), so a number in a
 diagram is checked against the number the code computes, never against a typed copy.
+
+Every diagram is drawn in English and in Chinese. For the Chinese ones the tests check what a
+reader sees: each character of each label has a glyph in the font matplotlib picks for it
+(``findfont`` on the label's font properties), and drawing the figure raises no "Glyph …
+missing from font" warning, so no label comes out as empty boxes. The English files in
+``images/`` must stay the bytes that are committed.
 """
+
+import re
+import string
+import subprocess
+import sys
+import warnings
+from pathlib import Path
 
 import matplotlib
 import pytest
 import torch
 import torch.nn.functional as F
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.font_manager import findfont
+from matplotlib.ft2font import FT2Font
 from matplotlib.text import Text
 
+from course_utils import fonts
 from course_utils.diagrams import (
     DIAGRAMS,
+    EDITION_FOLDERS,
+    LABELS,
     conv_output_size,
     draw_lenet5_architecture,
     draw_residual_block,
@@ -20,6 +39,7 @@ from course_utils.diagrams import (
     draw_unrolled_rnn,
     main,
     window_cells,
+    write_diagrams,
 )
 from course_utils.models import BasicBlock, LeNet5
 from course_utils.plots import new_figure
@@ -28,11 +48,24 @@ from course_utils.summary import count_parameters
 matplotlib.use("Agg")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+IMAGES = Path(__file__).resolve().parent.parent / "images"
+LANGUAGES = ["en", "zh"]
+CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def texts(fig: Figure) -> str:
     """Every text drawn in the figure (titles, labels, annotations), joined by newlines."""
     return "\n".join(t.get_text() for t in fig.findobj(Text))
+
+
+def fields(template: str) -> set[str]:
+    """The names a ``str.format`` template fills in: ``"{n}×{n} input{x}"`` -> ``{"n", "x"}``."""
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+
+
+def draw(name: str, language: str) -> Figure:
+    """The diagram written as ``name``, drawn with its defaults in ``language``."""
+    return DIAGRAMS[name](language=language)
 
 
 @pytest.mark.parametrize(
@@ -130,17 +163,131 @@ def test_new_figure_renders_as_png_without_pyplot():
     assert repr(fig).startswith("<Figure size 200x100 with 1 Axes>")
 
 
-def test_main_writes_the_four_files_as_small_png(tmp_path, capsys):
-    assert main([str(tmp_path)]) == 0
-    written = sorted(path.name for path in tmp_path.iterdir())
-    assert (
-        written
-        == sorted(DIAGRAMS)
-        == sorted(["sliding_window.png", "unrolled_rnn.png", "lenet5_architecture.png", "residual_block.png"])
+def test_residual_block_diagram_in_chinese_counts_the_same_blocks():
+    shown = texts(draw_residual_block(channels=16, size=32, language="zh"))
+    plain = count_parameters(BasicBlock(16, 16, shortcut=None))
+    option_b = BasicBlock(16, 32, stride=2, shortcut="B")
+    assert f"普通块\n{plain:,} 个参数" in shown
+    assert f"基本残差块\n{plain:,} 个参数" in shown
+    assert f"方案 B\n{count_parameters(option_b):,} 个参数" in shown
+    assert "恒等映射\n$x$\n无参数" in shown and "+16 个全零通道\n无参数" in shown
+    assert "32@16×16 = ReLU$(F(x) + $捷径$(x))$" in shown and "x$: 16@32×32" in shown
+
+
+def test_the_other_diagrams_in_chinese_show_the_same_numbers():
+    sliding = texts(draw_sliding_window(input_size=5, kernel_size=3, padding=1, stride=2, language="zh"))
+    assert "5×5 输入" in sliding and "3×3 输出" in sliding and "步长 2" in sliding
+    assert "输出 (2, 2) 读取行 3…5、列 3…5" in sliding
+    rnn = texts(draw_unrolled_rnn(language="zh"))
+    assert "$x_{1}$ = 第 1 行" in rnn and "$x_{T}$ = 第 28 行" in rnn and "$W_{xh}$" in rnn
+    model = LeNet5()
+    lenet = texts(draw_lenet5_architecture(model, language="zh"))
+    assert f"共 {count_parameters(model):,} 个参数" in lenet
+    assert f"{count_parameters(model.conv1):,} 个参数" in lenet and "6@14×14" in lenet
+
+
+@pytest.mark.parametrize("name", sorted(DIAGRAMS))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_diagram_draws_in_both_languages_without_missing_glyphs(name, language):
+    fig = draw(name, language)
+    assert isinstance(fig, Figure)
+    FigureCanvasAgg(fig)
+    with warnings.catch_warnings():
+        # "Glyph 21367 (\N{CJK UNIFIED IDEOGRAPH-5377}) missing from font(s) DejaVu Sans." and
+        # mathtext's "Font 'default' does not have a glyph for ..." are warnings: make them fail.
+        warnings.simplefilter("error")
+        fig.canvas.draw()
+    assert bool(CJK.search(texts(fig))) == (language == "zh")
+
+
+@pytest.mark.parametrize("name", sorted(DIAGRAMS))
+def test_chinese_labels_have_a_glyph_for_every_character_in_the_font_matplotlib_uses(name):
+    fig = draw(name, "zh")
+    fonts_by_path: dict[str, FT2Font] = {}
+    checked = 0
+    for text in fig.findobj(Text):
+        path = findfont(text.get_fontproperties())
+        font = fonts_by_path.setdefault(path, FT2Font(path))
+        missing = [ch for ch in text.get_text() if ch != "\n" and font.get_char_index(ord(ch)) == 0]
+        assert not missing, f"{text.get_text()!r}: no glyph for {missing} in {path}"
+        checked += bool(CJK.search(text.get_text()))
+    assert checked > 0, "the Chinese figure has no Chinese text"
+
+
+def test_the_glyph_checks_catch_chinese_drawn_in_matplotlibs_default_font():
+    """Without the CJK font the same figure draws empty boxes, and the warning says so."""
+    fig = draw_residual_block(language="zh")
+    for text in fig.findobj(Text):
+        text.set_fontfamily("DejaVu Sans")  # matplotlib's own font: Latin, Greek, Cyrillic, no Chinese
+    FigureCanvasAgg(fig)
+    with pytest.warns(UserWarning, match="missing from font"):
+        fig.canvas.draw()
+    assert FT2Font(findfont("DejaVu Sans")).get_char_index(ord("块")) == 0
+
+
+def test_chinese_figures_translate_every_word():
+    """What stays Latin in a Chinese figure is names, abbreviations and formulas, not English words."""
+    names = {"LeNet", "LeCun", "et", "al", "He", "CIFAR", "RNN", "BPTT", "ReLU", "BN", "tanh", "F", "x"}
+    names |= {"A", "B"}  # the paper's shortcut options
+    names |= {name for name, _ in LeNet5().named_children()}  # conv1, pool1, fc1, ...
+    for name in DIAGRAMS:
+        prose = re.sub(r"\$[^$]*\$", "", texts(draw(name, "zh")))  # formulas aside
+        assert set(re.findall(r"[A-Za-z][A-Za-z0-9]*", prose)) <= names, name
+
+
+def test_the_label_tables_have_the_same_entries():
+    assert set(LABELS) == set(EDITION_FOLDERS) == set(LANGUAGES)
+    assert set(LABELS["zh"]) == set(LABELS["en"])
+    for key, template in LABELS["zh"].items():
+        # The same numbers and formulas are filled into both languages.
+        assert fields(template) == fields(LABELS["en"][key]), key
+
+
+@pytest.mark.parametrize("draw_diagram", list(DIAGRAMS.values()))
+def test_an_unknown_language_is_refused(draw_diagram, tmp_path):
+    with pytest.raises(ValueError, match="language must be one of 'en', 'zh'.*got 'fr'"):
+        draw_diagram(language="fr")
+    with pytest.raises(ValueError, match="language"):
+        write_diagrams(tmp_path / "fr", language="fr")
+    assert not (tmp_path / "fr").exists()
+
+
+def test_a_missing_cjk_font_is_a_clear_error_not_empty_boxes(monkeypatch):
+    monkeypatch.setattr(fonts, "CJK_FONT_FILE", "fonts/NoSuchFont.otf")
+    fonts.cjk_font_family.cache_clear()
+    try:
+        with pytest.raises(FileNotFoundError, match="pip install mplfonts"):
+            draw_sliding_window(language="zh")
+    finally:
+        fonts.cjk_font_family.cache_clear()  # the next test registers the real font again
+    draw_sliding_window(language="en")  # English figures need no extra font
+
+
+def test_importing_and_drawing_in_english_loads_no_cjk_font():
+    """The 16 MB font is read only when a Chinese figure is drawn."""
+    code = (
+        "import sys; from course_utils import fonts; from course_utils.diagrams import draw_sliding_window; "
+        "draw_sliding_window(); print(fonts.cjk_font_family.cache_info().currsize, 'mplfonts' in sys.modules)"
     )
-    for path in tmp_path.iterdir():
-        data = path.read_bytes()
-        assert data.startswith(PNG_SIGNATURE)
-        assert len(data) < 200_000, path.name
-        assert b"Software" not in data  # no matplotlib version: the bytes do not depend on it
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["0", "False"]
+
+
+def test_main_writes_both_editions_as_small_deterministic_png(tmp_path, capsys):
+    assert main([str(tmp_path)]) == 0
+    assert EDITION_FOLDERS == {"en": ".", "zh": "zh"}
+    names = sorted(
+        ["sliding_window.png", "unrolled_rnn.png", "lenet5_architecture.png", "residual_block.png"]
+    )
+    assert sorted(path.name for path in tmp_path.glob("*.png")) == sorted(DIAGRAMS) == names
+    assert sorted(path.name for path in (tmp_path / "zh").iterdir()) == names
+    for subfolder in ("", "zh"):
+        for name in names:
+            data = (tmp_path / subfolder / name).read_bytes()
+            assert data.startswith(PNG_SIGNATURE)
+            assert len(data) < 200_000, name
+            assert b"Software" not in data  # no matplotlib version: the bytes do not depend on it
+            # Drawing again gives the committed bytes: the English figures are unchanged, and the
+            # Chinese ones in images/zh are up to date (`make images` writes both).
+            assert data == (IMAGES / subfolder / name).read_bytes(), f"{subfolder}/{name} changed"
     assert "wrote" in capsys.readouterr().out

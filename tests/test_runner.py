@@ -20,15 +20,19 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from course_utils import editions
 from course_utils.__main__ import main
+from course_utils.editions import build_translated, check_edition, notebook_text, read_notebook
 from course_utils.runner import (
     NotebookResult,
     RunReport,
     UsageError,
     check_datasets,
     find_notebooks,
+    notebooks_folder,
     parse_parameter_value,
     plan_run,
+    run_notebooks,
     select_notebooks,
 )
 
@@ -386,6 +390,90 @@ def test_summary_table_formats_the_key_metrics(tmp_path):
     assert report.exit_code == 1
 
 
+def test_the_summary_names_the_edition(tmp_path):
+    from datetime import datetime
+
+    report = RunReport(
+        tmp_path / "20250101-120000-quick",
+        "quick",
+        "quick",
+        {},
+        [NotebookResult("01_concepts", "ok", seconds=6.0)],
+        datetime(2025, 1, 1, 12, 0, 0),
+        edition="zh",
+        notebooks_dir=ROOT / "notebooks" / "zh",
+    )
+    assert report.to_dict()["edition"] == "zh" and report.to_dict()["notebooks_dir"] == "notebooks/zh"
+    assert "Edition zh (Chinese, notebooks/zh); profile **quick**;" in report.to_markdown()
+    assert report.exit_code == 0
+    report.out_of_step.append(
+        "notebooks/zh/01_concepts.ipynb is out of step with notebooks/01_concepts.ipynb"
+    )
+    assert report.exit_code == 1, "outputs that left a translation out of step did not finish its job"
+
+
+# --------------------------------------------------------------------------------------
+# Editions: which notebooks run
+# --------------------------------------------------------------------------------------
+
+
+def test_the_edition_chooses_the_notebooks_folder(tmp_path):
+    assert notebooks_folder(None, None, in_place=False) == (ROOT / "notebooks", "en")
+    assert notebooks_folder("zh", None, in_place=False) == (ROOT / "notebooks" / "zh", "zh")
+    assert notebooks_folder(None, ROOT / "notebooks" / "zh", in_place=False)[1] == "zh"
+    assert notebooks_folder(None, tmp_path, in_place=False) == (tmp_path, None)
+    with pytest.raises(UsageError, match=r"--edition zh and --notebooks-dir .* both choose the notebooks"):
+        notebooks_folder("zh", tmp_path, in_place=False)
+    with pytest.raises(UsageError, match=r"both choose the notebooks"):
+        run_notebooks(tmp_path, tmp_path / "runs", edition="zh")
+    with pytest.raises(UsageError, match=r"no edition 'fr'; the editions are: en \(English, notebooks/\)"):
+        notebooks_folder("fr", None, in_place=False)
+
+
+def test_edition_and_notebooks_dir_together_are_refused(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    for command in (["run", "--runs-dir", str(runs)], ["outputs", "--output-dir", str(runs)]):
+        with pytest.raises(SystemExit) as exit_:
+            main([*command, "--edition", "zh", "--notebooks-dir", str(tmp_path)])
+        assert exit_.value.code == 2
+        assert "argument --notebooks-dir: not allowed with argument --edition" in capsys.readouterr().err
+    assert not runs.exists()
+
+
+@pytest.mark.parametrize("choice", [["--edition", "zh"], ["--notebooks-dir", str(ROOT / "notebooks" / "zh")]])
+def test_outputs_refuses_to_execute_a_translation(tmp_path, capsys, choice):
+    status = main(["outputs", *choice, "--output-dir", str(tmp_path / "outputs")])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "the Chinese notebooks (notebooks/zh/) are not executed" in error
+    assert "copied from the English run" in error and "python -m course_utils editions sync" in error
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_run_of_the_chinese_edition_runs_notebooks_zh_and_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(editions, "project_root", lambda: tmp_path)  # a course of two small notebooks
+    plain_notebook(tmp_path / "notebooks", "01_first", "print('English')")
+    plain_notebook(tmp_path / "notebooks" / "zh", "01_first", "print('中文')")
+    runs = tmp_path / "runs"
+    status = main(
+        ["run", "--edition", "zh", "--profile", "smoke", "--runs-dir", str(runs), "--progress", "none"]
+    )
+    out = capsys.readouterr().out
+    assert status == 0, out
+    zh = tmp_path / "notebooks" / "zh"
+    assert f"Running 1 notebook(s) of edition zh (Chinese, {zh}) with profile smoke" in out
+    assert f"Edition zh (Chinese, {zh}), profile smoke:" in out
+    run_dir = only_run_folder(runs)
+    summary = read_summary(run_dir)
+    assert summary["edition"] == "zh" and summary["notebooks_dir"] == str(zh)
+    assert summary["notebooks"][0]["metrics"]["cwd"] == str(zh), "the kernel ran the Chinese notebook"
+    executed = nbformat.read(str(run_dir / "01_first.ipynb"), as_version=4)
+    assert any(
+        "中文" in output.get("text", "") for cell in executed.cells for output in cell.get("outputs", [])
+    )
+    assert f"Edition zh (Chinese, {zh}); profile **smoke**" in (run_dir / "summary.md").read_text()
+
+
 # --------------------------------------------------------------------------------------
 # Running notebooks (real kernels, through the command line)
 # --------------------------------------------------------------------------------------
@@ -435,6 +523,9 @@ def test_a_run_executes_every_notebook_and_writes_the_summary(tmp_path):
     assert "\n01_concepts ran with -p SEED=0\n02_lenet5_mnist ran with -p EPOCHS=2, SEED=0\n" in result.stdout
 
     summary = read_summary(run_dir)
+    # A folder that is no edition of the course: the summary names the folder instead.
+    assert summary["edition"] is None and summary["notebooks_dir"] == str(notebooks)
+    assert f"Running 2 notebook(s) of edition none (notebooks of {notebooks})" in result.stdout
     assert summary["profile"] == "quick" and summary["requested_profile"] == "auto"
     assert summary["exit_code"] == 0 and summary["parameters"] == {"EPOCHS": 2, "SEED": 0}
     assert summary["environment"]["python"] == sys.version.split()[0]  # what the timings were taken on
@@ -820,6 +911,42 @@ def test_outputs_regenerates_notebooks_in_place_and_keeps_a_failing_one_unchange
     assert broken.read_bytes() == broken_bytes  # unchanged
     failed = nbformat.read(str(outputs / "failed-02_broken.ipynb"), as_version=4)
     assert any(o.output_type == "error" for cell in failed.cells for o in cell.get("outputs", []))
+
+
+def test_outputs_copies_the_new_outputs_into_the_translations(tmp_path):
+    notebooks, outputs = tmp_path / "notebooks", tmp_path / "outputs"
+    fine = plain_notebook(notebooks, "01_fine", "print('hello')")
+    odd = plain_notebook(notebooks, "02_odd", "6 * 7")
+    translations = {}
+    for english in (fine, odd):
+        notebook = read_notebook(english)
+        text = {cell.id: f"# 中文 {english.stem}" for cell in notebook.cells if cell.cell_type == "markdown"}
+        translations[english.stem] = text
+        (notebooks / "zh").mkdir(exist_ok=True)
+        (notebooks / "zh" / english.name).write_text(notebook_text(build_translated(notebook, text)))
+    # 02's translation has a paragraph the English notebook lacks: its cells cannot be matched.
+    odd_zh = nbformat.read(str(notebooks / "zh" / odd.name), as_version=4)
+    odd_zh.cells.append(new_markdown_cell("多出来的一段。", id="extra"))
+    nbformat.write(odd_zh, str(notebooks / "zh" / odd.name))
+    odd_zh_bytes = (notebooks / "zh" / odd.name).read_bytes()
+
+    result = run_cli(
+        "outputs", "--profile", "smoke", "--notebooks-dir", str(notebooks), "--output-dir", str(outputs),
+    )  # fmt: skip
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr  # both ran, one translation is out of step
+    assert f"Chinese edition: {notebooks / 'zh' / fine.name}, code cells and outputs copied into it" in out
+    assert check_edition(fine, notebooks / "zh" / fine.name) == []
+    synced = read_notebook(notebooks / "zh" / fine.name)
+    printed = [o.text for c in synced.cells if c.cell_type == "code" for o in c.outputs if "text" in o]
+    assert printed == ["hello\n"], "the output of the English run"
+    assert synced.cells[0].source == "# 中文 01_fine", "the translation keeps its own markdown"
+
+    assert "NOT SYNCED:" in out and "'extra'" in out and "is only in the translation" in out
+    assert (notebooks / "zh" / odd.name).read_bytes() == odd_zh_bytes
+    [answer] = [cell for cell in read_notebook(odd).cells if cell.source == "6 * 7"]
+    assert answer.outputs[0].data["text/plain"] == "42", "the English notebook was rewritten all the same"
+    assert f"NOT IN STEP: {notebooks / 'zh' / odd.name} is out of step with {odd}" in out
 
 
 # --------------------------------------------------------------------------------------

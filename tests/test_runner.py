@@ -721,6 +721,12 @@ def sleeping_cell(marker: Path) -> str:
     return f"import time\n\nPath({str(marker)!r}).write_text(str(os.getpid()))\ntime.sleep(600)"
 
 
+def restore_default_signal_actions() -> None:
+    """In the child, before it runs: Ctrl-C, SIGTERM and SIGHUP do what they do in a terminal."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def interrupt_when_started(
     command: list[str],
     marker: Path,
@@ -745,9 +751,11 @@ def interrupt_when_started(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        # A shell without job control starts background jobs with SIGINT ignored, and the
-        # child would inherit that (`bash .ci/run &` did): give it Ctrl-C's default action.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        # A shell without job control starts background jobs with SIGINT ignored, `nohup` starts
+        # them with SIGHUP ignored, and the child would inherit that (`bash .ci/run &` did); the
+        # runner rightly leaves an ignored signal ignored. Give the three signals their default
+        # action, as in a terminal.
+        preexec_fn=restore_default_signal_actions,
     )
     out = ""
     try:

@@ -21,15 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.records import machine_environment  # noqa: E402
 from course_utils.data import load_dataset  # noqa: E402
 from course_utils.environment import seed_everything  # noqa: E402
 from course_utils.evaluation import evaluate  # noqa: E402
@@ -101,14 +99,7 @@ def main() -> None:
         )
     )
     record = {
-        "environment": {
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-            "load_average_when_written": os.getloadavg(),
-        },
+        "environment": machine_environment(),
         "settings": {
             "train_images": cifar.train.num_samples,
             "val_images": cifar.val.num_samples,

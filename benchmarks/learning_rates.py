@@ -37,8 +37,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -51,6 +49,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.records import machine_environment  # noqa: E402
 from course_utils.data import BatchSplits, load_dataset  # noqa: E402
 from course_utils.environment import seed_everything  # noqa: E402
 from course_utils.files import atomic_write, display_path  # noqa: E402
@@ -251,18 +250,7 @@ def recipe_literal(lr: float) -> str:
 
 
 def environment() -> dict[str, Any]:
-    return {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        "precision": resolve_precision("auto", torch.device("cpu")).name,
-        "load_average_when_written": os.getloadavg(),  # other jobs may have shared the CPU
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "arguments": sys.argv[1:],
-    }
+    return machine_environment(precision=resolve_precision("auto", torch.device("cpu")).name)
 
 
 def print_rows(rows: list[dict[str, Any]], chosen: dict[str, dict[str, Any]]) -> None:

@@ -46,8 +46,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -61,6 +59,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.records import machine_environment  # noqa: E402
 from course_utils.data import load_dataset  # noqa: E402
 from course_utils.files import atomic_write  # noqa: E402
 from course_utils.models import MLP, LeNet5, SequenceRNN  # noqa: E402
@@ -252,6 +251,21 @@ def train_once(build, task, steps: int, lr: float, seed: int, eval_every: int | 
 # --------------------------------------------------------------------------------------
 
 
+def score_row(task: SequenceTask, model_name: str, training, test, **extra: Any) -> dict:
+    """One trained model's row of a record: its rate, test score against chance, and time."""
+    return {
+        "task": task.name,
+        **extra,
+        "model": model_name,
+        "lr": training.lr,
+        "test_loss": test.loss,
+        "test_accuracy": test.accuracy,
+        "chance_loss": task.chance_loss,
+        "loss_over_chance": test.loss / task.chance_loss,
+        "seconds": training.seconds,
+    }
+
+
 def other_seeds(seeds: list[int], data_dir: str | None, out: Path, models: tuple[str, ...]) -> dict:
     """Retrain every model at its chosen learning rate (from ``sequence_<task>.json``) with other seeds.
 
@@ -268,19 +282,7 @@ def other_seeds(seeds: list[int], data_dir: str | None, out: Path, models: tuple
                 if model_name not in models:
                     continue
                 training, test = train_once(build, task, settings["steps"], chosen[model_name], seed)
-                rows.append(
-                    {
-                        "task": task.name,
-                        "seed": seed,
-                        "model": model_name,
-                        "lr": chosen[model_name],
-                        "test_loss": test.loss,
-                        "test_accuracy": test.accuracy,
-                        "chance_loss": task.chance_loss,
-                        "loss_over_chance": test.loss / task.chance_loss,
-                        "seconds": training.seconds,
-                    }
-                )
+                rows.append(score_row(task, model_name, training, test, seed=seed))
                 accuracy = "" if test.accuracy is None else f", accuracy {test.accuracy:.1%}"
                 print(
                     f"{task.name} seed {seed} {model_name}: test loss {test.loss:.4g} "
@@ -305,17 +307,7 @@ def notebook_quick(data_dir: str | None, out: Path, models: tuple[str, ...]) -> 
             if model_name not in models:
                 continue
             training, test = train_once(build, task, settings["steps"], chosen[model_name], SEED)
-            rows.append(
-                {
-                    "task": task.name,
-                    "model": model_name,
-                    "lr": chosen[model_name],
-                    "test_loss": test.loss,
-                    "test_accuracy": test.accuracy,
-                    "seconds": training.seconds,
-                    "task_seconds": task_seconds,
-                }
-            )
+            rows.append(score_row(task, model_name, training, test, task_seconds=task_seconds))
             print(
                 f"{task.name} {model_name}: test loss {test.loss:.4g}, {training.seconds:.1f} s", flush=True
             )
@@ -616,16 +608,7 @@ def gru_vs_lstm(repeats: int) -> dict:
 
 
 def environment() -> dict:
-    return {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        "onednn": torch.backends.mkldnn.is_available(),
-        "load_average_when_written": os.getloadavg(),  # other jobs shared the CPU
-    }
+    return machine_environment(onednn=torch.backends.mkldnn.is_available())
 
 
 def write(part: str, result: dict, out: Path) -> None:

@@ -30,10 +30,38 @@ ran to reach the published accuracies; the README's results table gives the figu
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 #: The concrete profiles, from the smallest run to the real one.
 CONCRETE_PROFILES = ("smoke", "quick", "full")
+
+# Split sizes and step counts the sequence tasks of notebook 04 share (see its "sequence_tasks").
+# The adding and copy tasks draw every split fresh, so their sizes are the same in quick and full.
+_SYNTHETIC_SPLITS = {"train_size": 10_000, "val_size": 500, "test_size": 1_000, "batch_size": 64}
+_QUICK_STEPS = {"steps": 800, "eval_every": 100}
+_FULL_STEPS = {"steps": 4_000, "eval_every": 200}
+_SMOKE_SEQUENCES = {
+    "train_size": 256,
+    "val_size": 64,
+    "test_size": 64,
+    "batch_size": 32,
+    "steps": 20,
+    "eval_every": 10,
+}
+# The classic 784-step sequential MNIST: all 55,000 training images, 10 epochs of them.
+_FULL_SEQUENTIAL_MNIST = {
+    "task": "sequential_mnist",
+    "side": 28,  # 784 steps
+    "train_size": None,
+    "val_size": 5_000,
+    "test_size": None,
+    "batch_size": 64,
+    "steps": 8_600,  # 10 epochs of the 55,000 training images
+    "eval_every": 860,
+    "tcn_levels": 6,
+    "tcn_kernel_size": 8,  # receptive field 883 >= 784
+}
 
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "01_concepts": {
@@ -164,24 +192,16 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
                 "adding": {
                     "task": "adding",
                     "length": 50,
-                    "train_size": 10_000,
-                    "val_size": 500,
-                    "test_size": 1_000,
-                    "batch_size": 64,
-                    "steps": 800,
-                    "eval_every": 100,
+                    **_SYNTHETIC_SPLITS,
+                    **_QUICK_STEPS,
                     "tcn_levels": 4,
                     "tcn_kernel_size": 4,  # receptive field 91 >= 50 steps
                 },
                 "copy": {
                     "task": "copy",
                     "blank_length": 20,  # sequences of 20 + 2 * 10 = 40 steps
-                    "train_size": 10_000,
-                    "val_size": 500,
-                    "test_size": 1_000,
-                    "batch_size": 64,
-                    "steps": 800,
-                    "eval_every": 100,
+                    **_SYNTHETIC_SPLITS,
+                    **_QUICK_STEPS,
                     "tcn_levels": 4,
                     "tcn_kernel_size": 3,  # receptive field 61 >= 40 steps
                 },
@@ -225,24 +245,14 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
                 "adding": {
                     "task": "adding",
                     "length": 20,
-                    "train_size": 256,
-                    "val_size": 64,
-                    "test_size": 64,
-                    "batch_size": 32,
-                    "steps": 20,
-                    "eval_every": 10,
+                    **_SMOKE_SEQUENCES,
                     "tcn_levels": 3,
                     "tcn_kernel_size": 4,
                 },
                 "copy": {
                     "task": "copy",
                     "blank_length": 5,
-                    "train_size": 256,
-                    "val_size": 64,
-                    "test_size": 64,
-                    "batch_size": 32,
-                    "steps": 20,
-                    "eval_every": 10,
+                    **_SMOKE_SEQUENCES,
                     "tcn_levels": 3,
                     "tcn_kernel_size": 3,
                 },
@@ -275,53 +285,21 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
                 "adding": {
                     "task": "adding",
                     "length": 200,
-                    "train_size": 10_000,
-                    "val_size": 500,
-                    "test_size": 1_000,
-                    "batch_size": 64,
-                    "steps": 4_000,
-                    "eval_every": 200,
+                    **_SYNTHETIC_SPLITS,
+                    **_FULL_STEPS,
                     "tcn_levels": 6,
                     "tcn_kernel_size": 4,  # receptive field 379 >= 200
                 },
                 "copy": {
                     "task": "copy",
                     "blank_length": 100,
-                    "train_size": 10_000,
-                    "val_size": 500,
-                    "test_size": 1_000,
-                    "batch_size": 64,
-                    "steps": 4_000,
-                    "eval_every": 200,
+                    **_SYNTHETIC_SPLITS,
+                    **_FULL_STEPS,
                     "tcn_levels": 6,
                     "tcn_kernel_size": 3,  # receptive field 253 >= 120
                 },
-                "mnist": {
-                    "task": "sequential_mnist",
-                    "side": 28,  # 784 steps
-                    "permuted": False,
-                    "train_size": None,
-                    "val_size": 5_000,
-                    "test_size": None,
-                    "batch_size": 64,
-                    "steps": 8_600,  # 10 epochs of the 55,000 training images
-                    "eval_every": 860,
-                    "tcn_levels": 6,
-                    "tcn_kernel_size": 8,  # receptive field 883 >= 784
-                },
-                "permuted_mnist": {
-                    "task": "sequential_mnist",
-                    "side": 28,
-                    "permuted": True,
-                    "train_size": None,
-                    "val_size": 5_000,
-                    "test_size": None,
-                    "batch_size": 64,
-                    "steps": 8_600,
-                    "eval_every": 860,
-                    "tcn_levels": 6,
-                    "tcn_kernel_size": 8,
-                },
+                "mnist": {**_FULL_SEQUENTIAL_MNIST, "permuted": False},
+                "permuted_mnist": {**_FULL_SEQUENTIAL_MNIST, "permuted": True},
             },
             "sequence_select_lr": True,
         },
@@ -436,9 +414,9 @@ def _merged(
     if profile not in CONCRETE_PROFILES:
         raise KeyError(f"no profile {profile!r}; the profiles are {', '.join(CONCRETE_PROFILES)}")
     entry = table[notebook]
-    # A fresh dict (and fresh lists) every time: a caller that changes it changes no table.
-    merged = {**entry.get("base", {}), **entry.get(profile, {})}
-    return {name: list(value) if isinstance(value, list) else value for name, value in merged.items()}
+    # A fresh copy every time, nested dicts and lists included (notebook 04's sequence_tasks):
+    # a caller that changes it changes no table.
+    return copy.deepcopy({**entry.get("base", {}), **entry.get(profile, {})})
 
 
 def recipe(notebook: str, profile: str) -> dict[str, Any]:

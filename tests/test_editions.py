@@ -295,6 +295,18 @@ def pair(tmp_path) -> tuple[Path, Path]:
     return english, translated
 
 
+def fresh_translation(english: Path, name: str) -> Path:
+    """A translation in step with ``english_notebook()``, written as zh/``name`` beside ``english``."""
+    return write(english.parent / "zh" / name, build_translated(english_notebook(), TRANSLATIONS))
+
+
+def assert_refused(english: Path, translated: Path, differences: list[str], match: str) -> None:
+    """check_edition names exactly ``differences``, and sync_edition refuses with ``match`` in its message."""
+    assert check_edition(english, translated) == differences
+    with pytest.raises(EditionMismatch, match=match):
+        sync_edition(english, translated)
+
+
 def edit(path: Path, change) -> None:
     """Apply ``change(notebook)`` to the notebook at ``path`` and save it."""
     notebook = read_notebook(path)
@@ -383,13 +395,12 @@ def test_a_markdown_cell_added_on_one_side_only_is_named_and_sync_refuses(pair):
     english_only = tmp = english.parent / "02_b.ipynb"
     write(tmp, english_notebook())
     edit(english_only, lambda nb: nb.cells.insert(1, new_markdown_cell("A new paragraph.", id="new")))
-    twin = write(english.parent / "zh" / "02_b.ipynb", build_translated(english_notebook(), TRANSLATIONS))
-    assert check_edition(english_only, twin) == [
-        "markdown cell 'new' (index 1: \"A new paragraph.\") of the English notebook is missing from the "
-        "translation"
-    ]
-    with pytest.raises(EditionMismatch, match="'new'"):
-        sync_edition(english_only, twin)
+    missing = (
+        "markdown cell 'new' (index 1: \"A new paragraph.\") of the English notebook is missing from the"
+    )
+    assert_refused(
+        english_only, fresh_translation(english, "02_b.ipynb"), [missing + " translation"], "'new'"
+    )
 
 
 def test_a_changed_code_cell_is_named_and_sync_restores_it(pair):
@@ -442,21 +453,19 @@ def test_notebook_metadata_follow_the_english_run(pair):
 def test_moved_and_retyped_cells_are_named_and_sync_refuses(pair):
     english, translated = pair
     edit(translated, lambda nb: nb.cells.insert(4, nb.cells.pop(0)))  # the title moved down
-    assert check_edition(english, translated) == [
+    moved = (
         "markdown cell 'title' (index 4: \"# 标题\") is out of order: "
         "it is at index 0 in the English notebook"
-    ]
-    with pytest.raises(EditionMismatch, match="out of order"):
-        sync_edition(english, translated)
+    )
+    assert_refused(english, translated, [moved], "out of order")
 
-    twin = write(english.parent / "zh" / "01_a.ipynb", build_translated(english_notebook(), TRANSLATIONS))
+    twin = fresh_translation(english, "01_a.ipynb")
     edit(twin, lambda nb: nb.cells.__setitem__(3, new_markdown_cell("6 * 7", id="answer")))
-    assert check_edition(english, twin) == [
+    retyped = (
         "cell 'answer' is a markdown cell in the translation (index 3) but a code cell in the English "
         "notebook (index 3)"
-    ]
-    with pytest.raises(EditionMismatch, match="'answer' is a markdown cell"):
-        sync_edition(english, twin)
+    )
+    assert_refused(english, twin, [retyped], "'answer' is a markdown cell")
 
 
 def test_repeated_or_missing_ids_are_reported_not_repaired(pair):

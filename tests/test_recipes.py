@@ -166,3 +166,14 @@ def test_recipe_returns_a_copy_and_names_what_is_unknown():
         recipe("lenet", "quick")
     with pytest.raises(KeyError, match="no profile 'auto'; the profiles are smoke, quick, full"):
         checks("02_lenet5_mnist", "auto")
+
+
+def test_a_recipe_is_a_fresh_copy_nested_tables_included():
+    settings = recipe("04_cnn_vs_rnn", "quick")
+    settings["sequence_tasks"]["adding"]["steps"] = 1
+    settings["sequence_lrs"]["adding"]["TCN"] = 99.0
+    again = recipe("04_cnn_vs_rnn", "quick")
+    assert again["sequence_tasks"]["adding"]["steps"] == 800
+    assert again["sequence_lrs"]["adding"]["TCN"] == 1e-2
+    # The tasks that share split sizes (course_utils.recipes._SYNTHETIC_SPLITS) do not share a dict.
+    assert again["sequence_tasks"]["adding"] is not again["sequence_tasks"]["copy"]

@@ -31,8 +31,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lint: setup
-	$(BIN)/ruff check course_utils tests benchmarks notebooks
-	$(BIN)/ruff format --check course_utils tests benchmarks notebooks
+	$(BIN)/ruff check course_utils course_tools tests benchmarks notebooks
+	$(BIN)/ruff format --check course_utils course_tools tests benchmarks notebooks
 
 test: lint
 	$(BIN)/python -m pytest
@@ -48,7 +48,7 @@ outputs: setup
 	$(BIN)/python -m course_utils outputs --profile $(OUTPUTS_PROFILE)
 
 images: setup
-	$(BIN)/python -m course_utils.diagrams images
+	$(BIN)/python -m course_tools.figures
 
 clean:
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

@@ -29,24 +29,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.records import machine_environment  # noqa: E402
 from course_utils.data import load_dataset  # noqa: E402
-from course_utils.environment import seed_everything  # noqa: E402
+from course_utils.environment import atomic_write, display_path, seed_everything  # noqa: E402
 from course_utils.evaluation import evaluate  # noqa: E402
-from course_utils.files import atomic_write, display_path  # noqa: E402
 from course_utils.models import SequenceRNN, resnet20  # noqa: E402
-from course_utils.profiles import configure  # noqa: E402
+from course_utils.settings import configure  # noqa: E402
 from course_utils.tables import format_table  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def train(run, name: str, prefix: str, epochs: int, cifar) -> dict[str, Any]:
+def train(run, name: str, epochs: int, cifar) -> dict[str, Any]:
     """Train one model from the run's seed for `epochs` epochs; test it once at the end."""
     seed_everything(run.seed)
     if name == "ResNet-20":
         model = resnet20()
     else:
         model = SequenceRNN(input_size=3 * 32, hidden_size=run.cifar_hidden_size, cell="lstm")
-    config = run.train_config(prefix, epochs=epochs, progress=False, name=name)
+    own = run.resnet_training if name == "ResNet-20" else {}  # ResNet-20 keeps notebook 03's optimiser
+    lr = run.cifar_learning_rates[name]
+    config = run.train_config(**own, lr=lr, epochs=epochs, progress=False, name=name)
     history = fit_and_report(model, cifar, config)
     test = evaluate(model, cifar.test, mixed_precision=config.mixed_precision)
     return {
@@ -79,13 +80,19 @@ def main() -> None:
 
     # The quick profile's settings, on all the training images.
     run = configure("04_cnn_vs_rnn", "quick", device="cpu", data_dir=args.data_dir, cifar_epochs=args.epochs)
-    cifar = run.batches(load_dataset("cifar10", run.data_dir), prefix="cifar_", train_subset=None)
+    cifar = run.batches(
+        load_dataset("cifar10", run.data_dir),
+        batch_size=run.cifar_batch_size,
+        val_size=run.cifar_val_size,
+        train_subset=None,
+        test_subset=run.cifar_test_subset,
+    )
     print(f"CIFAR-10: {cifar.train.num_samples:,} training, {cifar.val.num_samples:,} validation images")
 
-    resnet = train(run, "ResNet-20", "resnet_", args.epochs, cifar)
-    lstm = train(run, "row LSTM", "cifar_", args.epochs, cifar)
+    resnet = train(run, "ResNet-20", args.epochs, cifar)
+    lstm = train(run, "row LSTM", args.epochs, cifar)
     pace = lstm["train_seconds"] / args.epochs
-    lstm_long = train(run, "row LSTM", "cifar_", max(1, round(resnet["train_seconds"] / pace)), cifar)
+    lstm_long = train(run, "row LSTM", max(1, round(resnet["train_seconds"] / pace)), cifar)
     rows = [
         {**resnet, "view": "equal epochs and time"},
         {**lstm, "view": "equal epochs"},

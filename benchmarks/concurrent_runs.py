@@ -9,11 +9,11 @@ Nesterov momentum, random crops and flips) on a few hundred CIFAR-10 images, in 
 processes, under each thread policy:
 
 * ``torch``: torch's own thread count, nothing adapted (the course before the fix);
-* ``course``: :func:`course_utils.environment.adapt_cpu_threads` after the imports (as
+* ``course``: :func:`course_utils.environment.share_cpu_threads` after the imports (as
   ``configure`` calls it) and before every epoch (as ``fit`` does), so a run takes only the
   CPUs other processes leave free;
-* ``passive``: torch's own count, in a process started with
-  :data:`course_utils.environment.SHARED_MACHINE_ENVIRONMENT` (waiting threads sleep);
+* ``passive``: torch's own count, in a process started with :data:`PASSIVE`,
+  ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep);
 * ``course+passive``: both.
 
 and in each scenario: one run alone; two started at once; two staggered (the second starts
@@ -47,6 +47,9 @@ ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ("torch", "course", "passive", "course+passive")
 SCENARIOS = ("alone", "together", "staggered")
 STARTED = "training started"  # what a worker prints when its timed part begins
+#: Waiting OpenMP threads sleep instead of spinning. OpenMP reads it when torch is imported, so it works
+#: only in the environment a process starts with (a batch runner's, a JupyterHub spawner's).
+PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 # --- one run, in its own process ---------------------------------------------------------------------
@@ -62,12 +65,12 @@ def worker(args: argparse.Namespace) -> None:
 
     sys.path.insert(0, str(ROOT))
     from course_utils.data import load_dataset, make_batches
-    from course_utils.environment import adapt_cpu_threads, seed_everything
+    from course_utils.environment import seed_everything, share_cpu_threads
     from course_utils.models import resnet20
 
     adapting = args.worker.startswith("course")
     if adapting:
-        adapt_cpu_threads()  # where configure() calls it, after the imports
+        share_cpu_threads()  # where configure() calls it, after the imports
     dataset = load_dataset("cifar10", args.data_dir) if args.data_dir else synthetic_cifar10()
     splits = make_batches(dataset, args.batch_size, val_size=100, train_subset=args.images, seed=0)
     seed_everything(0)
@@ -79,7 +82,7 @@ def worker(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     for epoch in range(args.epochs):
         if adapting:
-            adapt_cpu_threads()  # where fit() calls it, before each epoch
+            share_cpu_threads()  # where fit() calls it, before each epoch
         threads.append(torch.get_num_threads())
         splits.train.set_epoch(epoch)
         for images, labels in splits.train:  # (32, 3, 32, 32) float, (32,) int64
@@ -118,13 +121,11 @@ class Run:
     """A worker process under one policy; ``result()`` waits for it."""
 
     def __init__(self, policy: str, args: argparse.Namespace) -> None:
-        from course_utils.environment import SHARED_MACHINE_ENVIRONMENT
-
         environment = dict(os.environ)
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", *SHARED_MACHINE_ENVIRONMENT):
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", *PASSIVE):
             environment.pop(name, None)  # each policy decides, from a clean start
         if policy.endswith("passive"):
-            environment.update(SHARED_MACHINE_ENVIRONMENT)
+            environment.update(PASSIVE)
         command = [sys.executable, __file__, "--worker", policy, "--images", str(args.images)]
         command += ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
         command += ["--data-dir", args.data_dir or "", "--cpus", args.cpus or ""]
@@ -182,8 +183,7 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(ROOT))
-    from course_utils.environment import cpu_name, usable_cpu_count
-    from course_utils.files import atomic_write
+    from course_utils.environment import atomic_write, cpu_name, usable_cpu_count
     from course_utils.tables import format_table
 
     load_before = os.getloadavg()

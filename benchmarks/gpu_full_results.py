@@ -38,6 +38,7 @@ Where no GPU is lent, ``--cpu`` runs a part at full size on the CPU instead and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import platform
@@ -57,8 +58,8 @@ from course_utils.data import BatchSplits, load_dataset, make_batches  # noqa: E
 from course_utils.environment import cpu_name, seed_everything  # noqa: E402
 from course_utils.evaluation import evaluate  # noqa: E402
 from course_utils.models import LeNet5, SequenceRNN, resnet20  # noqa: E402
-from course_utils.recipes import recipe, training_options  # noqa: E402
-from course_utils.training import fit  # noqa: E402
+from course_utils.settings import recipe  # noqa: E402
+from course_utils.training import TrainConfig, fit  # noqa: E402
 
 START = time.perf_counter()
 
@@ -74,6 +75,12 @@ def check_data(data_dir: Path, name: str) -> str:
 
 
 SMOKE = False  # set by --smoke: a tiny CPU run of every code path, to check the script before a GPU lease
+
+
+def training_options(settings: dict) -> dict:
+    """The recipe settings that are fields of ``TrainConfig`` (``epochs``, ``lr``, ``optimizer``, ...)."""
+    names = {field.name for field in dataclasses.fields(TrainConfig)}
+    return {name: value for name, value in settings.items() if name in names}
 
 
 def shrink(settings: dict, **extra) -> dict:
@@ -125,7 +132,7 @@ def course_run(model, data, settings: dict, device: torch.device, **extra) -> di
         "epochs": len(history),
         "first_epoch_seconds": history.rows[0]["seconds"],
         "images_per_second": float(np.median(speeds)),
-        "history": history.to_dict()["rows"],
+        "history": history.rows,
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()},
     }
 
@@ -174,7 +181,7 @@ def part_mnist(data_dir: Path, device: torch.device) -> dict:
     dataset = load_dataset("mnist", data_dir)
     results: dict = {}
 
-    lenet = shrink(recipe("02_lenet5_mnist", "full"))
+    lenet = shrink(recipe("02_lenet5_mnist", "full")[0])
     data = recipe_batches(dataset, lenet, device, drop_last=True)
     seed_everything(1)
     results["lenet5_warmup"] = warm_up(LeNet5, data, lenet, device, steps_epochs=1)
@@ -182,10 +189,10 @@ def part_mnist(data_dir: Path, device: torch.device) -> dict:
     results["lenet5"] = course_run(LeNet5(), data, lenet, device)
     log(f"LeNet-5: {results['lenet5']['test_accuracy']:.2%} in {results['lenet5']['train_seconds']:.1f} s")
 
-    rnn = shrink(recipe("04_cnn_vs_rnn", "full"))
+    rnn = shrink(recipe("04_cnn_vs_rnn", "full")[0])
     rnn_data = recipe_batches(dataset, rnn, device)
     for cell in ("lstm", "gru", "rnn"):
-        settings = training_options(rnn, prefix=f"{cell}_")
+        settings = {**training_options(rnn), "lr": rnn["learning_rates"][f"row {cell.upper()}"]}
         seed_everything(0)
         model = SequenceRNN(input_size=28, hidden_size=rnn["hidden_size"], cell=cell)
         results[f"row_{cell}"] = course_run(model, rnn_data, settings, device)
@@ -209,9 +216,11 @@ def part_pixel(data_dir: Path, device: torch.device, budget_s: float) -> dict:
     dataset = load_dataset("mnist", data_dir)
     # --smoke: pixel_epochs too, since the pixel model reads pixel_epochs before epochs.
     full = shrink(
-        recipe("04_cnn_vs_rnn", "full"), pixel_train_subset=512, pixel_test_subset=256, pixel_epochs=1
+        recipe("04_cnn_vs_rnn", "full")[0], pixel_train_subset=512, pixel_test_subset=256, pixel_epochs=1
     )
-    settings = training_options(full, prefix="pixel_")
+    # The pixel model's own pixel_* settings replace the plain ones.
+    pixel = {name.removeprefix("pixel_"): value for name, value in full.items() if name.startswith("pixel_")}
+    settings = training_options({**full, **pixel})
     data = recipe_batches(dataset, full, device, prefix="pixel_")
     probe_images = 256 if SMOKE else 2560
     probe = make_batches(
@@ -238,7 +247,7 @@ def part_cifar(data_dir: Path, device: torch.device, budget_s: float, deadline: 
     check_data(data_dir, "cifar10.npz")
     dataset = load_dataset("cifar10", data_dir)
     results: dict = {}
-    full = shrink(recipe("03_resnet20_cifar10", "full"), epochs_max=1)
+    full = shrink(recipe("03_resnet20_cifar10", "full")[0], epochs_max=1)
     data = recipe_batches(dataset, full, device, drop_last=True)
 
     seed_everything(1)

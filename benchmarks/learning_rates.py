@@ -3,15 +3,16 @@
 Notebook 04 compares a CNN, an MLP and recurrent networks under one budget rule: the same
 data, epochs, optimiser, schedule, clipping and precision for every model, and only the peak
 learning rate each model's own, "chosen on the validation split (never the test set)". This
-script is that choice, and its JSON record is what the recipe's ``*_lr`` settings rest on.
+script is that choice, and its JSON record is what the recipe's ``learning_rates`` and
+``cifar_learning_rates`` rest on.
 
-What it measures, with the settings of ``course_utils.recipes.RECIPES["04_cnn_vs_rnn"]`` in the
+What it measures, with the settings of ``course_utils.settings.RECIPES["04_cnn_vs_rnn"]`` in the
 ``quick`` profile (read from the recipe here, never copied):
 
 * MNIST: the MLP, LeNet-5 and the row-reading RNN, LSTM and GRU (``SequenceRNN``, 28 steps
   of 28 values), batches from ``run.batches(mnist)``, ``run.epochs`` epochs each.
-* CIFAR-10: the row LSTM (32 steps of 96 values) and ResNet-20, batches from
-  ``run.batches(cifar, prefix="cifar_")``, ``run.cifar_epochs`` epochs each.
+* CIFAR-10: the row LSTM (32 steps of 96 values) and ResNet-20 (with its own optimiser,
+  ``run.resnet_training``), batches of the recipe's ``cifar_*`` sizes, ``run.cifar_epochs`` epochs each.
 
 Each model is trained once per learning rate of a grid that depends on its optimiser
 (:data:`GRIDS`: AdamW or SGD), starting every time from the same initial weights
@@ -51,11 +52,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.records import machine_environment  # noqa: E402
 from course_utils.data import BatchSplits, load_dataset  # noqa: E402
-from course_utils.environment import seed_everything  # noqa: E402
-from course_utils.files import atomic_write, display_path  # noqa: E402
+from course_utils.environment import atomic_write, choose_precision, display_path, seed_everything  # noqa: E402
 from course_utils.models import MLP, LeNet5, SequenceRNN, resnet20  # noqa: E402
-from course_utils.precision import resolve_precision  # noqa: E402
-from course_utils.profiles import RunSettings, configure  # noqa: E402
+from course_utils.settings import RunSettings, configure  # noqa: E402
 from course_utils.tables import format_table  # noqa: E402
 from course_utils.training import TrainConfig, TrainingDivergedError, fit  # noqa: E402
 
@@ -80,66 +79,63 @@ class Model:
     """One model of notebook 04 whose learning rate is chosen here.
 
     Attributes:
-        name: as the notebook names it (``"row LSTM"``).
-        dataset: ``"mnist"`` or ``"cifar10"``.
-        data_prefix: the prefix of its batch settings (``"cifar_"`` reads ``cifar_batch_size``).
-        prefix: the prefix of its own training settings; its learning rate is the recipe's
-            ``f"{prefix}lr"`` (``"lstm_"`` -> ``lstm_lr``).
-        epochs_setting: the recipe setting that gives its epochs (the same for every model of
-            a dataset: the budget rule).
+        name: as the record names it (``"row LSTM"``, ``"row LSTM (CIFAR-10)"``).
+        dataset: ``"mnist"`` or ``"cifar10"``; CIFAR-10 models read the recipe's ``cifar_*`` batch
+            sizes and ``cifar_epochs`` (the same epochs for every model of a dataset: the budget rule).
+        rates: the recipe table of its peak learning rate, ``"learning_rates"`` or
+            ``"cifar_learning_rates"``; key: its name in that table (``"row LSTM"``).
         build: makes the model from the run's settings (hidden sizes).
+        training: the recipe setting with its own optimiser settings (``"resnet_training"``), or None.
     """
 
     name: str
     dataset: str
-    data_prefix: str
-    prefix: str
-    epochs_setting: str
+    rates: str
+    key: str
     build: Callable[[RunSettings], nn.Module]
+    training: str | None = None
 
     @property
     def recipe_name(self) -> str:
-        """The recipe setting that holds this model's peak learning rate."""
-        return f"{self.prefix}lr"
+        """Where the recipe holds this model's peak learning rate: ``learning_rates["MLP"]``."""
+        return f'{self.rates}["{self.key}"]'
 
 
 MODELS: tuple[Model, ...] = (
-    Model("MLP", "mnist", "", "mlp_", "epochs", lambda run: MLP()),
-    Model("LeNet-5", "mnist", "", "lenet5_", "epochs", lambda run: LeNet5()),
+    Model("MLP", "mnist", "learning_rates", "MLP", lambda run: MLP()),
+    Model("LeNet-5", "mnist", "learning_rates", "LeNet-5", lambda run: LeNet5()),
     Model(
         "row RNN",
         "mnist",
-        "",
-        "rnn_",
-        "epochs",
+        "learning_rates",
+        "row RNN",
         lambda run: SequenceRNN(input_size=28, hidden_size=run.hidden_size, cell="rnn"),
     ),
     Model(
         "row LSTM",
         "mnist",
-        "",
-        "lstm_",
-        "epochs",
+        "learning_rates",
+        "row LSTM",
         lambda run: SequenceRNN(input_size=28, hidden_size=run.hidden_size, cell="lstm"),
     ),
     Model(
         "row GRU",
         "mnist",
-        "",
-        "gru_",
-        "epochs",
+        "learning_rates",
+        "row GRU",
         lambda run: SequenceRNN(input_size=28, hidden_size=run.hidden_size, cell="gru"),
     ),
     Model(
         "row LSTM (CIFAR-10)",
         "cifar10",
-        "cifar_",
-        "cifar_",
-        "cifar_epochs",
+        "cifar_learning_rates",
+        "row LSTM",
         # 32 steps of 3 * 32 = 96 values: a row of all three channels per step.
         lambda run: SequenceRNN(input_size=96, hidden_size=run.cifar_hidden_size, cell="lstm"),
     ),
-    Model("ResNet-20", "cifar10", "cifar_", "resnet_", "cifar_epochs", lambda run: resnet20()),
+    Model(
+        "ResNet-20", "cifar10", "cifar_learning_rates", "ResNet-20", lambda run: resnet20(), "resnet_training"
+    ),
 )
 GROUPS = {"mnist": ("mnist",), "cifar": ("cifar10",), "all": ("mnist", "cifar10")}
 
@@ -148,28 +144,28 @@ def settings_that_matter(values: dict[str, Any]) -> dict[str, Any]:
     """The recipe settings that can change which learning rate wins, as JSON values.
 
     Every setting the runs here read: the training settings (``TrainConfig`` fields, plain or
-    with a model's prefix), the batch settings of each dataset, the hidden sizes and the
-    epochs; the learning rates themselves are left out (they are what is chosen).
+    ``cifar_``), the batch settings of each dataset, the hidden sizes and the epochs, and a
+    model's own optimiser settings as ``resnet_<field>`` (from ``resnet_training``); the
+    learning rates themselves are left out (they are what is chosen).
 
     Args:
-        values: one profile's settings, ``recipe("04_cnn_vs_rnn", profile)``.
+        values: one profile's settings, ``recipe("04_cnn_vs_rnn", profile)[0]``.
 
     Returns:
         ``{setting: value}`` in the recipe's order, tuples as lists (as JSON stores them).
     """
-    prefixes = {"", *(m.prefix for m in MODELS), *(m.data_prefix for m in MODELS)}
     fields = set(TrainConfig.__dataclass_fields__) - {"lr", *BOOKKEEPING_FIELDS}
-    names = {f"{p}{n}" for p in prefixes for n in (*fields, *BATCH_SETTINGS, "hidden_size")}
+    names = {f"{p}{n}" for p in ("", "cifar_") for n in (*fields, *BATCH_SETTINGS, "hidden_size")}
     chosen = {name: value for name, value in values.items() if name in names}
+    chosen.update({f"resnet_{name}": value for name, value in values["resnet_training"].items()})
     return json.loads(json.dumps(chosen))
 
 
 def train_config(run: RunSettings, model: Model, lr: float) -> TrainConfig:
     """The configuration ``model`` trains with at peak learning rate ``lr``, as the notebook builds it."""
-    epochs = getattr(run, model.epochs_setting)
-    return run.train_config(
-        model.prefix, epochs=epochs, lr=lr, progress=False, name=f"{model.name}, lr {lr:g}"
-    )
+    epochs = run.cifar_epochs if model.dataset == "cifar10" else run.epochs
+    own = getattr(run, model.training) if model.training else {}  # ResNet-20 keeps notebook 03's optimiser
+    return run.train_config(**own, epochs=epochs, lr=lr, progress=False, name=f"{model.name}, lr {lr:g}")
 
 
 def what_config_sets(config: TrainConfig) -> dict[str, Any]:
@@ -184,7 +180,7 @@ def what_config_sets(config: TrainConfig) -> dict[str, Any]:
 
 def grid_for(run: RunSettings, model: Model) -> tuple[float, ...]:
     """The learning rates tried for ``model``: the grid of the optimiser its recipe gives it."""
-    optimizer = run.train_config(model.prefix).optimizer
+    optimizer = train_config(run, model, 1.0).optimizer
     if optimizer not in GRIDS:
         raise ValueError(
             f"{model.name} trains with optimizer {optimizer!r}, which has no learning-rate grid; "
@@ -250,7 +246,7 @@ def recipe_literal(lr: float) -> str:
 
 
 def environment() -> dict[str, Any]:
-    return machine_environment(precision=resolve_precision("auto", torch.device("cpu")).name)
+    return machine_environment(precision=choose_precision("auto", torch.device("cpu")).name)
 
 
 def print_rows(rows: list[dict[str, Any]], chosen: dict[str, dict[str, Any]]) -> None:
@@ -287,7 +283,9 @@ def main() -> None:
     for dataset in GROUPS[args.only]:
         images = load_dataset(dataset, run.data_dir)
         group = [m for m in models if m.dataset == dataset]
-        batches = run.batches(images, prefix=group[0].data_prefix)
+        own = "cifar_" if dataset == "cifar10" else ""  # CIFAR-10's batch settings are cifar_batch_size, ...
+        sizes = ("batch_size", "val_size", "train_subset", "test_subset")
+        batches = run.batches(images, **{name: getattr(run, own + name) for name in sizes})
         print(
             f"=== {dataset}: {batches.train.num_samples:,} training and {batches.val.num_samples:,} "
             f"validation images, batch {batches.train.batch_size}",
@@ -304,7 +302,7 @@ def main() -> None:
                     flush=True,
                 )
             best = best_learning_rate(model_rows)
-            recipe_lr = getattr(run, model.recipe_name)
+            recipe_lr = getattr(run, model.rates)[model.key]
             chosen[model.name] = {
                 "recipe_name": model.recipe_name,
                 "lr": best["lr"],
@@ -347,8 +345,11 @@ def main() -> None:
         if c["at_grid_edge"]:
             print(f"note: {name}'s best rate {c['lr']:g} is at an end of its grid; a wider one may do better")
     print(f"\nThe recipe lines ({NOTEBOOK}, base):")
-    for c in chosen.values():
-        print(f'    "{c["recipe_name"]}": {recipe_literal(c["lr"])},')
+    for table in dict.fromkeys(m.rates for m in models):
+        rates = ", ".join(
+            f'"{m.key}": {recipe_literal(chosen[m.name]["lr"])}' for m in models if m.rates == table
+        )
+        print(f'    "{table}": {{{rates}}},')
 
 
 if __name__ == "__main__":

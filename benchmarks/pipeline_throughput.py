@@ -37,10 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.article_pipeline import article_loader, article_test, article_train_epoch  # noqa: E402
 from course_utils.data import load_dataset, make_batches  # noqa: E402
-from course_utils.environment import describe_environment, seed_everything  # noqa: E402
+from course_utils.environment import choose_precision, describe_environment, seed_everything  # noqa: E402
 from course_utils.evaluation import evaluate  # noqa: E402
 from course_utils.models import LeNet5, resnet20  # noqa: E402
-from course_utils.precision import resolve_precision  # noqa: E402
 from course_utils.training import fit  # noqa: E402
 
 SETTINGS = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4}
@@ -102,7 +101,7 @@ def main() -> None:
     args = parser.parse_args()
 
     environment = describe_environment("cpu")
-    environment["precision (course pipeline)"] = resolve_precision("auto", torch.device("cpu")).name
+    environment["precision (course pipeline)"] = choose_precision("auto", torch.device("cpu")).name
     environment["date"] = time.strftime("%Y-%m-%d")
     environment["command"] = " ".join(sys.argv)
     environment["platform"] = platform.platform()

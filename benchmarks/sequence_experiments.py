@@ -5,15 +5,16 @@ and writes ``benchmarks/results/sequence_<part>.json``:
 
 * ``adding``, ``copy``, ``mnist``: the adding problem, the copy-memory task and sequential
   MNIST (14x14, 196 steps) of :mod:`course_utils.sequences`, with the settings of notebook
-  04's ``quick`` profile (``recipe("04_cnn_vs_rnn", "quick")["sequence_tasks"]``). The
-  budget rule, the same for every model: the same number of optimiser steps (Adam, batch 64,
-  constant learning rate, gradient norm clipped to 1), each model's learning rate chosen
+  04's ``quick`` profile (``recipe("04_cnn_vs_rnn", "quick")[0]["sequence_tasks"]``). The
+  budget rule, the same for every model: the same number of optimiser steps, ``epochs`` of
+  ``steps_per_epoch`` (the recipe's ``sequence_training``: Adam, batch 64, constant learning
+  rate, gradient norm clipped to 1, float32), trained by ``fit``, each model's learning rate chosen
   from the recipe's ``sequence_lr_grid`` by the *validation* loss
   (:func:`course_utils.sequences.select_learning_rate`), the test split scored once, for the
   chosen rate only. Comparable parameter counts
   (:func:`course_utils.sequences.sequence_model_builders`): hidden sizes 64 (LSTM), 74 (GRU)
   and 128 (RNN), and a TCN whose width matches the LSTM's count. The rates chosen here are
-  the recipe's ``sequence_lrs`` (``tests/test_sequence_records.py`` checks that they agree).
+  the recipe's ``sequence_learning_rates`` (``tests/test_sequence_records.py`` checks that they agree).
 * ``seeds``: the three tasks again with seeds 1 and 2 at the chosen learning rates: which
   conclusions survive another draw of the data and the initial weights.
 * ``mnist_variants``: sequential MNIST with permuted pixels (seeds 0-2), and trained 3 times
@@ -60,23 +61,27 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.records import machine_environment  # noqa: E402
-from course_utils.data import load_dataset  # noqa: E402
-from course_utils.files import atomic_write  # noqa: E402
+from course_utils.data import Batches, load_dataset  # noqa: E402
+from course_utils.environment import atomic_write  # noqa: E402
+from course_utils.evaluation import (  # noqa: E402
+    EvalResult,
+    count_parameters,
+    evaluate,
+    flops_per_image,
+    measure_latency,
+)
 from course_utils.models import MLP, LeNet5, SequenceRNN  # noqa: E402
-from course_utils.recipes import recipe  # noqa: E402
 from course_utils.sequences import (  # noqa: E402
     RECURRENT_HIDDEN_SIZES,
     SEQUENCE_MODELS,
     SequenceTask,
-    evaluate_sequence_model,
     make_sequence_task,
     select_learning_rate,
     sequence_model_builders,
-    train_sequence_model,
 )
-from course_utils.summary import count_parameters, flops_per_image  # noqa: E402
+from course_utils.settings import recipe  # noqa: E402
 from course_utils.tables import format_table  # noqa: E402
-from course_utils.timing import measure_latency  # noqa: E402
+from course_utils.training import History, TrainConfig, fit, loss_function  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -84,35 +89,37 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # The budget rule and the models, the same for every task
 # --------------------------------------------------------------------------------------
 
+_QUICK = recipe("04_cnn_vs_rnn", "quick")[0]
 #: The sequence tasks of notebook 04's quick profile (keys adding, copy, mnist): each model trains
 #: the same steps on short sequences. Named once, in the recipe.
-QUICK: dict[str, dict[str, Any]] = recipe("04_cnn_vs_rnn", "quick")["sequence_tasks"]
+QUICK: dict[str, dict[str, Any]] = _QUICK["sequence_tasks"]
 #: Each model's learning rate is chosen from this grid on the validation split.
-LEARNING_RATES = tuple(recipe("04_cnn_vs_rnn", "quick")["sequence_lr_grid"])
-#: Global gradient-norm clip, for every model (Pascanu et al., 2013): it bounds the steps of a
-#: recurrent network whose gradient explodes, and does nothing for one whose gradient vanishes.
-#: train_sequence_model's default, written out because the JSON records it.
-GRAD_CLIP = 1.0
+LEARNING_RATES = tuple(_QUICK["sequence_lr_grid"])
+#: The TrainConfig fields every model of every task trains with: Adam (AdamW without weight decay) at a
+#: constant rate, in float32, the global gradient norm clipped (Pascanu et al., 2013: it bounds the steps
+#: of a recurrent network whose gradient explodes, and does nothing for one whose gradient vanishes).
+TRAINING: dict[str, Any] = _QUICK["sequence_training"]
+GRAD_CLIP = TRAINING["grad_clip"]
 SEED = 0
 
 #: The full profile's tasks (for a GPU, or a long CPU run: longer sequences, the paper's 784-step
 #: sequential and permuted MNIST), and, for this benchmark only, the paper's T = 600 adding problem
 #: and T = 1000 copy task. Bai et al. train far longer still (see the notes).
-_FULL_TASKS = recipe("04_cnn_vs_rnn", "full")["sequence_tasks"]
+_FULL_TASKS = recipe("04_cnn_vs_rnn", "full")[0]["sequence_tasks"]
 FULL: dict[str, dict[str, Any]] = {
     "adding_200": _FULL_TASKS["adding"],
     "adding_600": {
         **_FULL_TASKS["adding"],
         "length": 600,
         "train_size": 50_000,
-        "steps": 10_000,
+        "epochs": 50,  # 10,000 steps
         "tcn_levels": 8,  # receptive field 1531 >= 600 steps
     },
     "copy_100": _FULL_TASKS["copy"],
     "copy_1000": {
         **_FULL_TASKS["copy"],
         "blank_length": 1000,  # sequences of 1,020 steps
-        "steps": 10_000,
+        "epochs": 50,  # 10,000 steps
         "batch_size": 32,
         "tcn_levels": 8,
         "tcn_kernel_size": 6,  # receptive field 2551 >= 1,020 steps
@@ -133,6 +140,23 @@ PAPER_TABLE_1 = {
 }
 
 
+def total_steps(settings: dict[str, Any]) -> int:
+    """The optimiser steps of a ``sequence_tasks`` entry: ``epochs`` of ``steps_per_epoch``."""
+    return settings["epochs"] * settings["steps_per_epoch"]
+
+
+def describe(task: SequenceTask) -> str:
+    """One line about a task: its steps, split sizes, outputs, loss and chance level."""
+    chance = f"chance loss {task.chance_loss:.4g}"
+    if task.chance_accuracy is not None:
+        chance += f", chance accuracy {task.chance_accuracy:.1%}"
+    sizes = "/".join(str(split.num_samples) for split in (task.train, task.val, task.test))
+    return (
+        f"SequenceTask({task.name}: T={task.length} steps of {task.input_size} value(s), {sizes} "
+        f"train/val/test sequences, outputs={task.outputs!r}, {task.loss}, {chance})"
+    )
+
+
 def make_task(settings: dict[str, Any], data_dir: str | None, seed: int = SEED) -> SequenceTask:
     """The task of one ``sequence_tasks`` entry (MNIST is loaded only for sequential MNIST)."""
     mnist = load_dataset("mnist", data_dir) if settings["task"] == "sequential_mnist" else None
@@ -146,6 +170,29 @@ def builders(task: SequenceTask, settings: dict[str, Any]) -> dict[str, Callable
     )
 
 
+def train_config(settings: dict[str, Any], task: SequenceTask, lr: float) -> TrainConfig:
+    """The budget rule as a TrainConfig: the entry's epochs, the shared training settings, on the CPU."""
+    return TrainConfig(
+        epochs=settings["epochs"], lr=lr, loss=task.loss, **TRAINING, device="cpu", progress=False
+    )
+
+
+def score(model: nn.Module, task: SequenceTask, batches: Batches) -> EvalResult:
+    """``model`` on ``batches`` of ``task`` (its validation or test split), in the training's precision."""
+    return evaluate(model, batches, loss=task.loss, mixed_precision=TRAINING["mixed_precision"])
+
+
+def curve(history: History, settings: dict[str, Any]) -> dict[str, list]:
+    """The validation after each epoch, at the optimiser step it came (accuracy None for a regression)."""
+    rows = history.rows
+    return {
+        "steps": [row["epoch"] * settings["steps_per_epoch"] for row in rows],
+        "train_loss": [row["train_loss"] for row in rows],
+        "val_loss": [row["val_loss"] for row in rows],
+        "val_accuracy": [row.get("val_accuracy") for row in rows],
+    }
+
+
 # --------------------------------------------------------------------------------------
 # Quick profile: train every model under the budget rule
 # --------------------------------------------------------------------------------------
@@ -153,23 +200,17 @@ def builders(task: SequenceTask, settings: dict[str, Any]) -> dict[str, Callable
 
 def run_task(settings: dict[str, Any], data_dir: str | None, models: tuple[str, ...]) -> dict:
     task = make_task(settings, data_dir)
-    print(f"\n=== {task}", flush=True)
+    print(f"\n=== {describe(task)}", flush=True)
     rows = []
     for model_name, build in builders(task, settings).items():
         if model_name not in models:
             continue
         start = time.perf_counter()
-        model, training, val_losses = select_learning_rate(
-            build,
-            task,
-            LEARNING_RATES,
-            steps=settings["steps"],
-            seed=SEED,
-            grad_clip=GRAD_CLIP,
-            eval_every=settings["eval_every"],
-        )
+        config = train_config(settings, task, LEARNING_RATES[0])
+        model, history, val_losses = select_learning_rate(build, task, LEARNING_RATES, config, SEED)
         grid_seconds = time.perf_counter() - start
-        test = evaluate_sequence_model(model, task, task.test)  # the test split, once
+        lr = min(val_losses, key=val_losses.__getitem__)  # the first of equal losses, as select_learning_rate
+        test = score(model, task, task.test)  # the test split, once
         row = {
             "task": task.name,
             "T": task.length,
@@ -179,37 +220,33 @@ def run_task(settings: dict[str, Any], data_dir: str | None, models: tuple[str, 
             "hidden_or_width": getattr(model.rnn, "hidden_size", None)
             if hasattr(model, "rnn")
             else model.fc.in_features,
-            "steps": settings["steps"],
+            "steps": total_steps(settings),
             "batch_size": settings["batch_size"],
-            "lr_chosen": training.lr,
-            "val_loss_per_lr": {f"{lr:g}": loss for lr, loss in val_losses.items()},
-            "val_loss": training.final_val_loss,
-            "val_accuracy": training.val_accuracy[-1] if training.val_accuracy else None,
+            "lr_chosen": lr,
+            "val_loss_per_lr": {f"{rate:g}": loss for rate, loss in val_losses.items()},
+            "val_loss": val_losses[lr],
+            # The copy task counts the recalled digits only (task.accuracy); the curve, from fit, every step.
+            "val_accuracy": task.accuracy(score(model, task, task.val)),
             "test_loss": test.loss,
-            "test_accuracy": test.accuracy,
+            "test_accuracy": task.accuracy(test),
             "chance_loss": task.chance_loss,
             "chance_accuracy": task.chance_accuracy,
             "loss_over_chance": test.loss / task.chance_loss,
-            "seconds": training.seconds,
+            "seconds": history.total_seconds,
             "grid_seconds": grid_seconds,
-            "curve": {
-                "steps": training.steps,
-                "train_loss": training.train_loss,
-                "val_loss": training.val_loss,
-                "val_accuracy": training.val_accuracy,
-            },
+            "curve": curve(history, settings),
         }
         rows.append(row)
-        accuracy = "" if test.accuracy is None else f", test accuracy {test.accuracy:.1%}"
+        accuracy = "" if row["test_accuracy"] is None else f", test accuracy {row['test_accuracy']:.1%}"
         print(
-            f"{model_name}: {row['parameters']:,} parameters, lr {training.lr:g} (val losses "
-            f"{', '.join(f'{lr:g}: {v:.4g}' for lr, v in val_losses.items())}), test loss {test.loss:.4g}"
-            f"{accuracy}; chance {task.chance_loss:.4g}; {training.seconds:.1f} s for the chosen run, "
+            f"{model_name}: {row['parameters']:,} parameters, lr {lr:g} (val losses "
+            f"{', '.join(f'{rate:g}: {v:.4g}' for rate, v in val_losses.items())}), test loss {test.loss:.4g}"
+            f"{accuracy}; chance {task.chance_loss:.4g}; {row['seconds']:.1f} s for the chosen run, "
             f"{grid_seconds:.1f} s for the grid",
             flush=True,
         )
     print_task_table(rows)
-    return {"settings": settings, "task": repr(task), "rows": rows}
+    return {"settings": settings, "task": describe(task), "rows": rows}
 
 
 def print_task_table(rows: list[dict]) -> None:
@@ -236,14 +273,12 @@ def chosen_learning_rates(out: Path, task_name: str) -> dict[str, float]:
     return {row["model"]: row["lr_chosen"] for row in rows}
 
 
-def train_once(build, task, steps: int, lr: float, seed: int, eval_every: int | None = None) -> tuple:
-    """Train one fresh model at one learning rate; return its SequenceTraining and its test score."""
+def train_once(build, task, settings: dict[str, Any], lr: float, seed: int) -> tuple[History, EvalResult]:
+    """Train one fresh model at one learning rate; return its History and its test score."""
     torch.manual_seed(seed)
     model = build()
-    training = train_sequence_model(
-        model, task, steps=steps, lr=lr, grad_clip=GRAD_CLIP, eval_every=eval_every
-    )
-    return training, evaluate_sequence_model(model, task, task.test)
+    history = fit(model, task.train, task.val, train_config(settings, task, lr))
+    return history, score(model, task, task.test)
 
 
 # --------------------------------------------------------------------------------------
@@ -251,18 +286,18 @@ def train_once(build, task, steps: int, lr: float, seed: int, eval_every: int | 
 # --------------------------------------------------------------------------------------
 
 
-def score_row(task: SequenceTask, model_name: str, training, test, **extra: Any) -> dict:
+def score_row(task: SequenceTask, model_name: str, lr: float, history: History, test, **extra: Any) -> dict:
     """One trained model's row of a record: its rate, test score against chance, and time."""
     return {
         "task": task.name,
         **extra,
         "model": model_name,
-        "lr": training.lr,
+        "lr": lr,
         "test_loss": test.loss,
-        "test_accuracy": test.accuracy,
+        "test_accuracy": task.accuracy(test),
         "chance_loss": task.chance_loss,
         "loss_over_chance": test.loss / task.chance_loss,
-        "seconds": training.seconds,
+        "seconds": history.total_seconds,
     }
 
 
@@ -281,12 +316,14 @@ def other_seeds(seeds: list[int], data_dir: str | None, out: Path, models: tuple
             for model_name, build in builders(task, settings).items():
                 if model_name not in models:
                     continue
-                training, test = train_once(build, task, settings["steps"], chosen[model_name], seed)
-                rows.append(score_row(task, model_name, training, test, seed=seed))
-                accuracy = "" if test.accuracy is None else f", accuracy {test.accuracy:.1%}"
+                history, test = train_once(build, task, settings, chosen[model_name], seed)
+                rows.append(score_row(task, model_name, chosen[model_name], history, test, seed=seed))
+                tested = rows[-1]["test_accuracy"]
+                accuracy = "" if tested is None else f", accuracy {tested:.1%}"
                 print(
                     f"{task.name} seed {seed} {model_name}: test loss {test.loss:.4g} "
-                    f"({test.loss / task.chance_loss:.3f} of chance){accuracy}, {training.seconds:.1f} s",
+                    f"({test.loss / task.chance_loss:.3f} of chance){accuracy}, "
+                    f"{history.total_seconds:.1f} s",
                     flush=True,
                 )
     return {"seeds": seeds, "rows": rows}
@@ -306,10 +343,13 @@ def notebook_quick(data_dir: str | None, out: Path, models: tuple[str, ...]) -> 
         for model_name, build in builders(task, settings).items():
             if model_name not in models:
                 continue
-            training, test = train_once(build, task, settings["steps"], chosen[model_name], SEED)
-            rows.append(score_row(task, model_name, training, test, task_seconds=task_seconds))
+            history, test = train_once(build, task, settings, chosen[model_name], SEED)
+            rows.append(
+                score_row(task, model_name, chosen[model_name], history, test, task_seconds=task_seconds)
+            )
             print(
-                f"{task.name} {model_name}: test loss {test.loss:.4g}, {training.seconds:.1f} s", flush=True
+                f"{task.name} {model_name}: test loss {test.loss:.4g}, {history.total_seconds:.1f} s",
+                flush=True,
             )
     total = sum(r["seconds"] for r in rows)
     print(f"training, all tasks and models: {total:.0f} s", flush=True)
@@ -321,11 +361,16 @@ def mnist_variants(data_dir: str | None, out: Path, models: tuple[str, ...]) -> 
 
     * ``permuted``: the same 196 steps with the pixels in a fixed random order, seeds 0, 1, 2.
     * ``longer``: the plain 196 steps trained 3 times longer (1,200 steps), seeds 0 and 1.
+
+    The validation split is scored every 400 steps: epochs of 400 steps (the batches, and so the
+    training at a constant rate, do not depend on how the steps are cut into epochs).
     """
     chosen = chosen_learning_rates(out, "mnist")
+    steps = total_steps(QUICK["mnist"])
+    every_400 = {"steps_per_epoch": 400, "epochs": steps // 400}
     checks = {
-        "permuted": ({**QUICK["mnist"], "permuted": True}, (0, 1, 2)),
-        "longer": ({**QUICK["mnist"], "steps": 3 * QUICK["mnist"]["steps"]}, (0, 1)),
+        "permuted": ({**QUICK["mnist"], **every_400, "permuted": True}, (0, 1, 2)),
+        "longer": ({**QUICK["mnist"], **every_400, "epochs": 3 * steps // 400}, (0, 1)),
     }
     rows = []
     for check, (settings, seeds) in checks.items():
@@ -334,25 +379,23 @@ def mnist_variants(data_dir: str | None, out: Path, models: tuple[str, ...]) -> 
             for model_name, build in builders(task, settings).items():
                 if model_name not in models:
                     continue
-                training, test = train_once(
-                    build, task, settings["steps"], chosen[model_name], seed, eval_every=400
-                )
+                history, test = train_once(build, task, settings, chosen[model_name], seed)
                 rows.append(
                     {
                         "check": check,
                         "task": task.name,
-                        "steps": settings["steps"],
+                        "steps": total_steps(settings),
                         "seed": seed,
                         "model": model_name,
                         "lr": chosen[model_name],
-                        "val_accuracy_curve": training.val_accuracy,
+                        "val_accuracy_curve": history.column("val_accuracy"),
                         "test_accuracy": test.accuracy,
-                        "seconds": training.seconds,
+                        "seconds": history.total_seconds,
                     }
                 )
                 print(
-                    f"{check}: {task.name}, {settings['steps']} steps, seed {seed}, {model_name}: "
-                    f"test accuracy {test.accuracy:.1%}, {training.seconds:.1f} s",
+                    f"{check}: {task.name}, {total_steps(settings)} steps, seed {seed}, {model_name}: "
+                    f"test accuracy {test.accuracy:.1%}, {history.total_seconds:.1f} s",
                     flush=True,
                 )
     return {"rows": rows}
@@ -365,11 +408,12 @@ def mnist_variants(data_dir: str | None, out: Path, models: tuple[str, ...]) -> 
 
 def seconds_per_step(model: nn.Module, task: SequenceTask, steps: int = 5) -> float:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    task_loss = loss_function(task.loss)
     x, y = next(iter(task.train))
     times = []
     for step in range(steps + 1):
         start = time.perf_counter()
-        loss = task.loss_function(model(x), y)
+        loss = task_loss(model(x), y)
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
@@ -383,12 +427,12 @@ def estimate_full(data_dir: str | None) -> dict:
     rows = []
     for name, settings in FULL.items():
         task = make_task(settings, data_dir)
-        print(f"\n=== full: {task}", flush=True)
+        print(f"\n=== full: {describe(task)}", flush=True)
         for model_name, build in builders(task, settings).items():
             torch.manual_seed(SEED)
             model = build()
             per_step = seconds_per_step(model, task)
-            estimate = per_step * settings["steps"]
+            estimate = per_step * total_steps(settings)
             rows.append(
                 {
                     "setting": name,
@@ -397,7 +441,7 @@ def estimate_full(data_dir: str | None) -> dict:
                     "model": model_name,
                     "parameters": count_parameters(model),
                     "receptive_field": getattr(model, "receptive_field", None),
-                    "steps": settings["steps"],
+                    "steps": total_steps(settings),
                     "batch_size": settings["batch_size"],
                     "seconds_per_step_cpu": per_step,
                     "estimated_hours_cpu_one_lr": estimate / 3600,
@@ -406,7 +450,7 @@ def estimate_full(data_dir: str | None) -> dict:
             )
             print(
                 f"{model_name}: {rows[-1]['parameters']:,} parameters, {per_step * 1e3:.0f} ms per step -> "
-                f"{estimate / 3600:.2f} h for {settings['steps']} steps at one learning rate",
+                f"{estimate / 3600:.2f} h for {total_steps(settings)} steps at one learning rate",
                 flush=True,
             )
     return {
@@ -645,7 +689,7 @@ def main() -> None:
                 "learning_rates": LEARNING_RATES,
                 "optimizer": "Adam, constant learning rate",
                 "grad_clip": GRAD_CLIP,
-                "hidden_sizes": RECURRENT_HIDDEN_SIZES,
+                "hidden_sizes": {cell.lower(): size for cell, size in RECURRENT_HIDDEN_SIZES.items()},
                 "selection": "lowest validation loss after the same number of steps; test scored once",
                 "seed": SEED,
             }

@@ -1,142 +1,82 @@
-"""Hardware and reproducibility: which device to train on, seeds, CPU threads, and a report of the set-up.
+"""Where the course runs: the device, seeds, precision, CPU threads, and the files it writes.
 
-Every notebook starts by calling :func:`describe_environment`, so that a reader can see
-which library versions and which device produced the outputs below it.
-
-CPU threads on a shared machine: PyTorch starts one OpenMP thread per core, and OpenMP
-threads that wait for work *spin* (keep a core busy) for a while instead of sleeping. Alone
-on a machine that is the fastest thing to do; two runs doing it at once on the same cores
-take the cores from each other's working threads, and each run becomes many times slower
-(two notebook-03 smoke runs on 2 cores: 5.4 minutes each instead of 0.31). Two remedies,
-both here:
-
-* :func:`adapt_cpu_threads` (called by :func:`course_utils.profiles.configure`, and by
-  training before each epoch) gives torch only the CPUs that other processes leave free, so
-  that runs sharing a machine do not oversubscribe it, and all of them again when they are free;
-* :data:`SHARED_MACHINE_ENVIRONMENT` (``OMP_WAIT_POLICY=PASSIVE``) makes waiting threads
-  sleep. It only works in a process started with it (OpenMP reads it when torch is
-  imported), so it belongs in the environment that starts the kernels: the batch runner,
-  ``make lab``, or a JupyterHub's spawner settings.
+Every notebook starts by printing :func:`describe_environment`, so that a reader can see which
+library versions and which hardware produced the outputs below it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
 import random
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
-DEVICE_PREFERENCES = ("auto", "cuda", "mps", "cpu")
-
-#: Environment variables for the processes that run notebooks on a machine shared by several
-#: runs: threads waiting for work sleep instead of spinning. They must be set before the
-#: process starts (OpenMP reads them when torch is imported): in the kernels' environment.
-SHARED_MACHINE_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
-
-#: Other processes must keep a core this busy (on average over the interval measured) before
-#: it counts as taken: a browser or a Jupyter server using a little of one does not. Not
-#: higher: one thread of another run, sharing 2 cores with 2 threads of this one, gets only
-#: about 2/3 of a core, and must still count.
-BUSY_CORE_THRESHOLD = 0.5
-
-#: A measurement of the load older than this is not used: a new one is taken.
-STALE_AFTER_SECONDS = 60.0
-
-
-def _mps_available() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return bool(mps is not None and mps.is_available())
+DEVICES = ("auto", "cuda", "mps", "cpu")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
 def get_device(preference: str | torch.device = "auto") -> torch.device:
-    """Choose the device to compute on.
+    """The device to compute on: ``"auto"`` picks CUDA, then Apple's MPS, then the CPU.
 
     Args:
-        preference: ``"auto"`` picks CUDA, then Apple MPS, then the CPU. ``"cuda"``,
-            ``"cuda:1"``, ``"mps"`` or ``"cpu"`` ask for that device explicitly; a
-            ``torch.device`` is accepted too.
-
-    Returns:
-        The ``torch.device`` to use.
+        preference: ``"auto"``, ``"cuda"`` (or ``"cuda:1"``), ``"mps"``, ``"cpu"``, or a ``torch.device``.
 
     Raises:
-        ValueError: ``preference`` is not a device name.
-        RuntimeError: the requested device is not present on this machine (for example
-            ``"cuda"`` on a laptop without an NVIDIA GPU).
+        ValueError: not a device name, or a device this machine does not have (the message says
+            which ones it has).
     """
-    if isinstance(preference, torch.device):
-        preference = str(preference)
-    if not isinstance(preference, str):
-        raise ValueError(f"device must be a string such as 'auto', 'cuda' or 'cpu', got {preference!r}")
-    name = preference.strip().lower()
+    name = str(preference).strip().lower()
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if _mps_available():
+        if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    kind = name.split(":")[0]
-    if kind not in DEVICE_PREFERENCES:
-        raise ValueError(
-            f"unknown device {preference!r}; use one of {', '.join(DEVICE_PREFERENCES)} (or 'cuda:N')"
-        )
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("cuda was requested but no CUDA GPU is visible; use 'auto' or 'cpu'")
-        index = int(name.split(":")[1]) if ":" in name else 0
-        if index >= torch.cuda.device_count():
-            raise RuntimeError(
-                f"{preference!r} was requested but only {torch.cuda.device_count()} CUDA GPU(s) are "
-                f"visible; use 'cuda:0', 'auto' or 'cpu'"
-            )
-        return torch.device(name)
-    if kind == "mps" and not _mps_available():
-        raise RuntimeError(
-            "mps was requested but Apple's Metal (MPS) backend is not available; use 'auto' or 'cpu'"
-        )
+    kind, _, index = name.partition(":")
+    if kind not in DEVICES:
+        raise ValueError(f"unknown device {preference!r}; use one of {', '.join(DEVICES)} (or 'cuda:N')")
+    present = {"cuda": torch.cuda.is_available() and int(index or 0) < torch.cuda.device_count(),
+               "mps": torch.backends.mps.is_available(), "cpu": True}  # fmt: skip
+    if not present[kind]:
+        raise ValueError(f"device {preference!r} is not available on this machine; use 'auto' or 'cpu'")
     return torch.device(name)
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed Python, NumPy and PyTorch (CPU and every CUDA device).
+    """Seed Python, NumPy and PyTorch (CPU and every GPU).
 
     Args:
-        seed: any non-negative integer.
-        deterministic: also ask PyTorch for deterministic algorithms and turn off
-            cuDNN's benchmark mode. Runs become repeatable on the same machine at some
-            cost in speed; an operation with no deterministic version then raises an error.
+        seed: a non-negative integer.
+        deterministic: also ask PyTorch for deterministic algorithms (repeatable to the last bit on
+            the same machine, somewhat slower; an operation without a deterministic version raises).
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # seeds the CPU and all CUDA devices
+    torch.manual_seed(seed)  # the CPU and all CUDA devices
     if deterministic:
-        # cuBLAS needs this workspace setting to be deterministic (see torch docs on reproducibility).
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.deterministic = True
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it to be deterministic
         torch.backends.cudnn.benchmark = False
-    else:
-        torch.use_deterministic_algorithms(False)
-        torch.backends.cudnn.deterministic = False
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic = deterministic
 
 
-def cpu_name(cpuinfo_path: str = "/proc/cpuinfo") -> str:
-    """The processor's model name, e.g. "AMD EPYC 9B14".
-
-    Read from ``cpuinfo_path`` (Linux); where that file is missing or names no model (macOS,
-    Windows), what :mod:`platform` knows, e.g. "arm" or "Intel64 Family 6 ...".
-    """
+def cpu_name() -> str:
+    """The processor's model name (from ``/proc/cpuinfo`` on Linux), e.g. ``"AMD EPYC 9B14"``."""
     try:
-        with open(cpuinfo_path, encoding="utf-8") as cpuinfo:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
             for line in cpuinfo:
                 if line.lower().startswith("model name"):
                     return line.split(":", 1)[1].strip()
@@ -145,183 +85,212 @@ def cpu_name(cpuinfo_path: str = "/proc/cpuinfo") -> str:
     return platform.processor() or platform.machine() or "CPU"
 
 
-def usable_cpu_count() -> int:
-    """How many CPUs this process may use: those it may run on, capped by a container's CPU limit.
-
-    ``os.cpu_count()`` counts the whole machine; a process pinned to some CPUs (``taskset``)
-    or in a container limited to, say, 2 CPUs of a 64-core server (Docker ``--cpus``,
-    Kubernetes, most JupyterHubs) may use fewer, and more threads than that only take turns.
-    """
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows: no affinity; the whole machine
-        cpus = os.cpu_count() or 1
-    limit = _cgroup_cpu_limit()
-    if limit is not None:
-        cpus = min(cpus, max(1, math.ceil(limit)))
-    return max(1, cpus)
-
-
-def _cgroup_cpu_limit(cgroups: Path = Path("/sys/fs/cgroup")) -> float | None:
-    """The container's CPU limit in CPUs (``2.5``), or None when there is none or it is not Linux."""
-    candidates = [  # cgroup v2, then v1: quota and period in microseconds
-        (cgroups / "cpu.max", None),
-        (cgroups / "cpu" / "cpu.cfs_quota_us", cgroups / "cpu" / "cpu.cfs_period_us"),
-        (cgroups / "cpu,cpuacct" / "cpu.cfs_quota_us", cgroups / "cpu,cpuacct" / "cpu.cfs_period_us"),
-    ]
-    for quota_file, period_file in candidates:
-        try:
-            if period_file is None:
-                quota, period = quota_file.read_text().split()[:2]  # "max 100000" or "200000 100000"
-            else:
-                quota, period = quota_file.read_text().strip(), period_file.read_text().strip()
-        except (OSError, ValueError):
-            continue
-        if quota in ("max", "-1") or int(period) <= 0:
-            return None
-        return int(quota) / int(period)
-    return None
-
-
-class _CpuSample(NamedTuple):
-    """A moment's CPU counters: what the CPUs and this process have done since boot."""
-
-    wall: float  # time.monotonic(), seconds
-    busy_ticks: int  # of the CPUs this process may run on, all processes: busy clock ticks
-    total_ticks: int  # ... and all ticks, busy or idle
-    own_seconds: float  # CPU seconds this process used, all its threads
-
-
-def _cpu_sample() -> _CpuSample | None:
-    """Read the CPU counters (``/proc/stat``, Linux); None where there are none to read."""
-    try:
-        cpus = os.sched_getaffinity(0)
-        with open("/proc/stat", encoding="ascii") as stat_file:
-            lines = stat_file.readlines()
-    except (AttributeError, OSError):
-        return None
-    own_niceness = os.nice(0) if hasattr(os, "nice") else 0
-    busy = total = 0
-    for line in lines:
-        name, *fields = line.split()
-        if not (name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus):
-            continue
-        # user nice system idle iowait irq softirq steal (guest time is inside user already)
-        user, nice, system, idle, iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-        total += user + nice + system + idle + iowait + irq + softirq + steal
-        # Processes that lowered their priority give way to this one, unless it did too.
-        busy += user + system + irq + softirq + steal + (nice if own_niceness > 0 else 0)
-    if total == 0:
-        return None
-    return _CpuSample(time.monotonic(), busy, total, time.process_time())
-
-
-def cpus_busy_elsewhere(since: _CpuSample, now: _CpuSample) -> float:
-    """How many CPUs other processes kept busy between two samples, on average (``1.7``).
-
-    Counts the CPUs this process may run on, minus what this process itself used; a
-    process with a lower priority (``nice``) does not count, since it gives way.
-    """
-    ticks = now.total_ticks - since.total_ticks
-    if ticks <= 0:
-        return 0.0
-    cpus = len(os.sched_getaffinity(0))
-    seconds = now.wall - since.wall
-    all_busy = cpus * (now.busy_ticks - since.busy_ticks) / ticks
-    own = (now.own_seconds - since.own_seconds) / seconds if seconds > 0 else 0.0
-    return max(0.0, all_busy - own)
-
-
-# What adapt_cpu_threads needs to remember between calls: torch's own choice of threads, the
-# counters at the last call (the first at import) and the count it set last.
-_TORCH_DEFAULT_THREADS = torch.get_num_threads()
-_last_sample = _cpu_sample()
-_threads_set: int | None = None
-
-
-def adapt_cpu_threads(*, shortest_interval: float = 0.1) -> int:
-    """Give torch as many CPU threads as there are CPUs that other processes leave free.
-
-    Alone on a machine, a run keeps torch's own number of threads (one per core, at most
-    :func:`usable_cpu_count`): nothing is slower. When other processes keep some of those
-    CPUs busy, for example another student's training on a shared server, it takes only the
-    free ones (at least one), so the two runs no longer fight over cores; called again later
-    (training calls it before every epoch) it takes them all back once they are free. A CPU
-    counts as busy when others used more than :data:`BUSY_CORE_THRESHOLD` of it on average
-    since the previous call (the first time: since this module was imported), or, when that
-    was more than :data:`STALE_AFTER_SECONDS` ago, over a new ``shortest_interval``.
-
-    Nothing is changed when the user chose the number themselves (``OMP_NUM_THREADS`` is set,
-    or ``torch.set_num_threads`` was called with another number than this function set), nor
-    while deterministic algorithms are on (``seed_everything(..., deterministic=True)``): a
-    run that must repeat to the last bit keeps one thread count, since sums split over
-    another number of threads round differently. Where the load cannot be measured (not
-    Linux), the count is only capped at the usable CPUs.
-
-    Args:
-        shortest_interval: seconds of measurement needed for a decision; the first call waits
-            for them if needed, a later call that comes sooner keeps the current count.
-            Also the length of a new measurement when the last one is stale.
-
-    Returns:
-        The number of threads torch now uses (``torch.get_num_threads()``).
-    """
-    global _last_sample, _threads_set
-    current = torch.get_num_threads()
-    chosen_by_user = current not in (_TORCH_DEFAULT_THREADS, _threads_set)
-    if os.environ.get("OMP_NUM_THREADS") or chosen_by_user or torch.are_deterministic_algorithms_enabled():
-        return current
-    ceiling = min(_TORCH_DEFAULT_THREADS, usable_cpu_count())
-    now = _cpu_sample()
-    if now is None or _last_sample is None:
-        threads = ceiling
-    else:
-        waited = now.wall - _last_sample.wall
-        if waited > STALE_AFTER_SECONDS:
-            # What the machine did long ago (a cell run again an hour later) says little now.
-            _last_sample, waited = now, 0.0
-        if waited < shortest_interval:
-            if _threads_set is not None and _last_sample is not now:
-                return current  # too short to tell anything new
-            time.sleep(shortest_interval - waited)
-            now = _cpu_sample() or now
-        busy_cores = math.floor(cpus_busy_elsewhere(_last_sample, now) + 1.0 - BUSY_CORE_THRESHOLD)
-        # Free CPUs among those this process may run on; a container's limit caps the ceiling
-        # (other containers' load on the same server does not take from that limit).
-        threads = max(1, min(ceiling, len(os.sched_getaffinity(0)) - busy_cores))
-        _last_sample = now
-    if threads != current:
-        torch.set_num_threads(threads)
-    _threads_set = threads
-    return threads
-
-
 def describe_environment(device: str | torch.device = "auto") -> dict[str, str]:
-    """Collect the versions and hardware that a notebook runs on.
-
-    Args:
-        device: the device preference passed to :func:`get_device`.
-
-    Returns:
-        An ordered ``dict`` of strings: Python, torch, torchvision and CUDA versions, the
-        device and its name, and the number of CPU threads torch uses. Print it with
-        ``for k, v in describe_environment().items(): print(f"{k:>12}: {v}")``.
-    """
+    """The versions and hardware a notebook runs on, as ``{what: value}`` strings."""
     import torchvision
 
     chosen = get_device(device)
-    if chosen.type == "cuda":
-        device_name = torch.cuda.get_device_name(chosen)
-    elif chosen.type == "mps":
-        device_name = "Apple GPU (MPS)"
-    else:
-        device_name = cpu_name()
+    names = {"cuda": lambda: torch.cuda.get_device_name(chosen), "mps": lambda: "Apple GPU (MPS)"}
     return {
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "cuda": torch.version.cuda if torch.cuda.is_available() else "not available",
         "device": str(chosen),
-        "device name": device_name,
+        "device name": names.get(chosen.type, cpu_name)(),
         "cpu threads": str(torch.get_num_threads()),
+        "precision (auto)": choose_precision("auto", chosen).name,
     }
+
+
+# --- Precision ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a run computes.
+
+    Attributes:
+        dtype: what ``torch.autocast`` computes matrix products and convolutions in
+            (``torch.bfloat16`` or ``torch.float16``), or None for plain float32.
+        use_grad_scaler: float16 needs its loss scaled so that small gradients do not underflow to 0.
+    """
+
+    dtype: torch.dtype | None
+    use_grad_scaler: bool = False
+
+    @property
+    def name(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX); most laptops have only AVX2."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def choose_precision(choice: str, device: torch.device) -> Precision:
+    """The precision ``choice`` means on ``device``.
+
+    ``"auto"``: bfloat16 where the hardware computes it natively (a CPU with AVX-512 BF16 or AMX, a GPU
+    of compute capability 8.0 or later); float16 with loss scaling on older CUDA GPUs; else float32
+    (an AVX2-only CPU, Apple's MPS). ``"bf16"``, ``"fp16"`` and ``"fp32"`` ask for one explicitly.
+
+    Raises:
+        ValueError: an unknown choice, or float16 on a CPU.
+    """
+    if choice not in PRECISIONS:
+        raise ValueError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, got {choice!r}")
+    if choice == "auto" and device.type == "cuda":
+        # GPUs before compute capability 8.0 (Ampere), such as Colab's T4 (7.5), only *emulate* bfloat16,
+        # slowly (``torch.cuda.is_bf16_supported()`` says yes all the same): float16 is their fast choice.
+        choice = "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
+    elif choice == "auto":
+        choice = "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
+    if choice == "fp16" and device.type == "cpu":
+        raise ValueError("float16 training on the CPU is not supported; use 'bf16', 'auto' or 'fp32'")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[choice]
+    return Precision(dtype, use_grad_scaler=choice == "fp16" and device.type == "cuda")
+
+
+# --- CPU threads on a machine that others share -------------------------------------------------
+# PyTorch starts one thread per core, and a thread that waits for work spins (keeps its core busy)
+# for a while. Alone, that is fastest. Two runs doing it on the same cores take the cores from each
+# other's working threads: two trainings on 2 cores each took 4 to 6 times as long as one alone
+# (benchmarks/concurrent_runs.py). So a run uses only the cores that other processes leave free,
+# and looks again between epochs: a classmate who starts later must also make the first run give
+# a core back (measured: looking only once, at the start, left that case 4.7 times slower).
+
+_TORCH_THREADS = torch.get_num_threads()  # torch's own choice, before any change
+_last_look: tuple[float, int, int, float] | None = None  # (time, busy ticks, all ticks, own CPU seconds)
+_threads_set: int | None = None
+
+
+def usable_cpu_count() -> int:
+    """The CPUs this process may use: those it may run on, capped by a container's CPU limit."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+    with contextlib.suppress(OSError, ValueError):  # cgroup v2 "max 100000", "200000 100000": quota, period
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    return max(1, cpus)
+
+
+def _look_at_cpus() -> tuple[float, int, int, float] | None:
+    """The CPUs' busy and total clock ticks since boot (``/proc/stat``), with this process's own use."""
+    try:
+        cpus = os.sched_getaffinity(0)
+        with open("/proc/stat", encoding="ascii") as stat:
+            lines = stat.readlines()
+    except (AttributeError, OSError):
+        return None
+    busy = total = 0
+    for line in lines:
+        name, *ticks = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            user, nice, system, idle, iowait, irq, softirq, steal = map(int, ticks[:8])
+            total += user + nice + system + idle + iowait + irq + softirq + steal
+            busy += user + system + irq + softirq + steal  # nice: a process that gives way does not count
+    return (time.monotonic(), busy, total, time.process_time())
+
+
+def share_cpu_threads(interval: float = 0.1) -> int:
+    """Give torch as many threads as there are CPUs that other processes leave free (at least one).
+
+    Alone, a run keeps torch's own number of threads. It compares the CPUs' use with what it saw at
+    its previous call (the first call, or one after a minute, measures for ``interval`` seconds);
+    a CPU counts as taken when other processes kept it more than half busy. Nothing changes when you
+    chose the number yourself (``OMP_NUM_THREADS``, or ``torch.set_num_threads``) or asked for
+    deterministic algorithms (sums split over another number of threads round differently). Returns
+    the number of threads torch uses now.
+    """
+    global _last_look, _threads_set
+    current = torch.get_num_threads()
+    chosen_by_user = current not in (_TORCH_THREADS, _threads_set)
+    if os.environ.get("OMP_NUM_THREADS") or chosen_by_user or torch.are_deterministic_algorithms_enabled():
+        return current
+    ceiling = min(_TORCH_THREADS, usable_cpu_count())
+    now = _look_at_cpus()
+    if now is None:
+        threads = ceiling
+    else:
+        if _last_look is None or now[0] - _last_look[0] > 60:
+            _last_look = now
+            time.sleep(interval)
+            now = _look_at_cpus() or now
+        seconds, ticks = now[0] - _last_look[0], now[2] - _last_look[2]
+        if seconds < interval / 2 or ticks <= 0:
+            return current  # too soon to tell anything new
+        cpus = len(os.sched_getaffinity(0))
+        all_busy = cpus * (now[1] - _last_look[1]) / ticks  # CPUs kept busy, this process included
+        others = max(0.0, all_busy - (now[3] - _last_look[3]) / seconds)
+        threads = max(1, min(ceiling, cpus - math.floor(others + 0.5)))
+        _last_look = now
+    if threads != current:
+        torch.set_num_threads(threads)
+    _threads_set = threads
+    return threads
+
+
+# --- Files --------------------------------------------------------------------------------------
+
+
+def project_root() -> Path:
+    """The repository's root folder when ``course_utils`` runs from a checkout, else the current folder."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "notebooks").is_dir() else Path.cwd()
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` for printing: relative to the repository (or the current folder) when inside it.
+
+    Stored notebook outputs then show no machine's own folders; a path elsewhere is shown as
+    ``~/...`` when it is in the home folder, else whole.
+    """
+    resolved = Path(path).expanduser().resolve()
+    for base in (project_root().resolve(), Path.cwd().resolve()):
+        if resolved.is_relative_to(base):
+            return resolved.relative_to(base).as_posix()
+    home = Path.home().resolve()
+    return f"~/{resolved.relative_to(home).as_posix()}" if resolved.is_relative_to(home) else str(resolved)
+
+
+def atomic_write(path: str | Path, content: str | bytes | Callable[[BinaryIO], None]) -> Path:
+    """Write ``path`` completely or not at all: a killed run leaves the old file (or none), never half.
+
+    ``content`` is text (written as UTF-8), bytes, or a function that writes into the open binary file
+    (``lambda f: torch.save(state, f)``). It goes to a temporary file beside ``path`` (whose folder is
+    created when missing), is forced to disk, and the file is renamed over ``path`` with the permissions
+    ``open(path, "w")`` would give. Temporary files of earlier writes of ``path`` that were killed
+    outright (``kill -9``) and are over an hour old are removed. An ``OSError`` (the folder cannot be
+    created or written) leaves no temporary file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            if callable(content):
+                content(file)
+            else:
+                file.write(content.encode("utf-8") if isinstance(content, str) else content)
+            file.flush()
+            os.fsync(file.fileno())  # on disk before the rename makes it visible
+        umask = os.umask(0)  # read the umask (it can only be read by setting it), then restore it
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:  # Ctrl-C too: leave no half-written file behind
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    for left_behind in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):  # gone already, or another user's
+            if time.time() - left_behind.stat().st_mtime > 3600:
+                left_behind.unlink()
+    return path

@@ -1,8 +1,7 @@
 """Plain-text tables, the one way every module and notebook prints rows of results.
 
-``format_table`` lines up columns so that a printed table reads like the tables in a paper:
-text left-aligned, numbers right-aligned, one header line. It returns a string, so the same
-table can be printed in a notebook, written to a log, or compared in a test.
+``format_table`` lines up columns like the tables in a paper: text left-aligned, numbers
+right-aligned, one header line. It returns a string: print it, write it to a log, compare it in a test.
 """
 
 from __future__ import annotations
@@ -38,37 +37,24 @@ def format_table(
         The table, lines joined by ``"\\n"``, without trailing spaces.
 
     Raises:
-        ValueError: rows of different lengths, or ``formats`` / ``align`` / ``headers`` of
-            another length than the rows.
+        ValueError: rows, ``headers``, ``formats`` or ``align`` of different lengths.
     """
     rows = [list(row) for row in rows]
     width = len(headers) if headers is not None else (len(rows[0]) if rows else 0)
-    for name, given in (("a row", None), ("formats", formats), ("align", align)):
+    for name, given in (("formats", formats), ("align", align)):
         if given is not None and len(given) != width:
             raise ValueError(f"{name} has {len(given)} columns, the table {width}")
     for row in rows:
         if len(row) != width:
             raise ValueError(f"a row has {len(row)} cells, the table {width} columns: {row!r}")
-    formats = list(formats) if formats is not None else [None] * width
-    if align is None:
-        first = rows[0] if rows else [""] * width
-        align = "".join("r" if _is_number(cell) else "l" for cell in first)
+    formats = formats or [None] * width
+    if align is None:  # numbers (in the first row) to the right, everything else to the left
+        align = "".join("r" if _is_number(cell) else "l" for cell in (rows[0] if rows else [""] * width))
     if set(align) - {"l", "r"}:
         raise ValueError(f"align takes the letters 'l' and 'r', got {align!r}")
-
-    def text(value: Any, spec: str | None) -> str:
-        if isinstance(value, str) or spec is None or not _is_number(value):
-            return str(value)
-        return format(value, spec)
-
-    cells = [[text(value, spec) for value, spec in zip(row, formats)] for row in rows]
-    lines = ([list(map(str, headers))] if headers is not None else []) + cells
+    lines = [list(map(str, headers))] if headers is not None else []
+    lines += [[format(v, f) if f and _is_number(v) else str(v) for v, f in zip(row, formats)] for row in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(width)]
-    padding = " " * gap
-    out = []
-    for line in lines:
-        parts = [
-            cell.rjust(w) if side == "r" else cell.ljust(w) for cell, w, side in zip(line, widths, align)
-        ]
-        out.append(padding.join(parts).rstrip())
-    return "\n".join(out)
+    justify = {"l": str.ljust, "r": str.rjust}
+    aligned = [[justify[side](cell, w) for cell, w, side in zip(line, widths, align)] for line in lines]
+    return "\n".join((" " * gap).join(line).rstrip() for line in aligned)

@@ -1,13 +1,13 @@
-"""Tests for course_utils.diagrams: each diagram says what the real models and formulas say.
+"""Tests for course_utils.diagrams, and for course_tools.figures, which draws them into images/.
 
 The texts of a figure are read from its artists (``fig.findobj(Text)``), so a number in a
 diagram is checked against the number the code computes, never against a typed copy.
 
-Every diagram is drawn in English and in Chinese. For the Chinese ones the tests check what a
-reader sees: each character of each label has a glyph in the font matplotlib picks for it
-(``findfont`` on the label's font properties), and drawing the figure raises no "Glyph …
-missing from font" warning, so no label comes out as empty boxes. The English files in
-``images/`` must stay the bytes that are committed.
+Every diagram is drawn in English and, with the table ``course_tools.figures.ZH``, in Chinese. For
+the Chinese ones the tests check what a reader sees: each character of each label has a glyph in
+the font matplotlib picks for it (``findfont`` on the label's font properties), and drawing the
+figure raises no "Glyph … missing from font" warning, so no label comes out as empty boxes. The
+files in ``images/`` and ``images/zh/`` must stay the bytes that are committed.
 """
 
 import re
@@ -26,24 +26,21 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import findfont
 from matplotlib.ft2font import FT2Font
 from matplotlib.text import Text
+from torch import nn
 
-from course_utils import fonts
+from course_tools import figures
+from course_tools.figures import EDITIONS, FIGURES, ZH, draw, main, write_figures
 from course_utils.diagrams import (
-    DIAGRAMS,
-    EDITION_FOLDERS,
-    LABELS,
     conv_output_size,
     draw_lenet5_architecture,
     draw_residual_block,
     draw_sliding_window,
     draw_unrolled_rnn,
-    main,
     window_cells,
-    write_diagrams,
 )
+from course_utils.evaluation import count_parameters
 from course_utils.models import BasicBlock, LeNet5
 from course_utils.plots import new_figure
-from course_utils.summary import count_parameters
 
 matplotlib.use("Agg")
 
@@ -61,11 +58,6 @@ def texts(fig: Figure) -> str:
 def fields(template: str) -> set[str]:
     """The names a ``str.format`` template fills in: ``"{n}×{n} input{x}"`` -> ``{"n", "x"}``."""
     return {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
-
-
-def draw(name: str, language: str) -> Figure:
-    """The diagram written as ``name``, drawn with its defaults in ``language``."""
-    return DIAGRAMS[name](language=language)
 
 
 @pytest.mark.parametrize(
@@ -96,6 +88,7 @@ def test_sliding_window_draws_one_panel_per_position_with_the_formula():
     assert len(fig.axes) == 4
     shown = texts(fig)
     assert "5×5 input" in shown and "3×3 output" in shown and "stride 2" in shown
+    assert r"\lfloor (5 + 2 - 2 - 1)\,/\,2 \rfloor + 1 = 3$" in shown
     assert "output (0, 0) reads rows -1…1, cols -1…1" in shown
     assert "output (2, 2) reads rows 3…5, cols 3…5" in shown
 
@@ -120,6 +113,7 @@ def test_unrolled_rnn_names_the_shared_weights_and_reads_the_given_image():
     for needed in ("$W_{xh}$", "$W_{hh}$", "$h_0 = 0$", "$x_{1}$ = row 1", "$x_{T}$ = row 28", "10 logits"):
         assert needed in shown, needed
     assert "28×28 image = 28 steps" in shown
+    assert "one $W_{xh}$, one $W_{hh}$, one $b$ for all 28 steps" in shown
     # The image axes shows the image, scaled to [0, 1].
     drawn = fig.axes[0].images[0].get_array()
     assert drawn.shape == (28, 28) and drawn[10].min() == 1.0 and drawn[0].max() == 0.0
@@ -135,12 +129,15 @@ def test_lenet5_diagram_shows_the_models_shapes_and_parameter_counts():
     for name in ("conv1", "conv2", "fc1", "fc2", "fc3"):
         assert f"{count_parameters(getattr(model, name)):,} params" in shown, name
     assert f"{count_parameters(model):,} parameters" in shown
+    assert "5×5 conv, pad 2" in shown and "max-pool 2×2\nstride 2" in shown
 
 
 def test_lenet5_diagram_follows_a_changed_model():
     model = LeNet5(num_classes=7)
+    model.pool2 = nn.AvgPool2d(2, 2)
     shown = texts(draw_lenet5_architecture(model))
     assert "84 → 7" in shown and f"{count_parameters(model.fc3):,} params" in shown
+    assert "avg-pool 2×2" in shown and "max-pool 2×2" in shown
 
 
 def test_residual_block_diagram_counts_the_real_blocks():
@@ -163,8 +160,14 @@ def test_new_figure_renders_as_png_without_pyplot():
     assert repr(fig).startswith("<Figure size 200x100 with 1 Axes>")
 
 
+def test_labels_replace_the_english_they_name_and_leave_the_rest():
+    shown = texts(draw_sliding_window(labels={"output": "Ausgabe"}))
+    assert "Ausgabe" in shown and "padded input (grey: padding = 0)" in shown
+    assert "output (0, 0) reads rows -1…1" in shown  # a longer label is a key of its own
+
+
 def test_residual_block_diagram_in_chinese_counts_the_same_blocks():
-    shown = texts(draw_residual_block(channels=16, size=32, language="zh"))
+    shown = texts(draw_residual_block(channels=16, size=32, labels=ZH))
     plain = count_parameters(BasicBlock(16, 16, shortcut=None))
     option_b = BasicBlock(16, 32, stride=2, shortcut="B")
     assert f"普通块\n{plain:,} 个参数" in shown
@@ -175,20 +178,38 @@ def test_residual_block_diagram_in_chinese_counts_the_same_blocks():
 
 
 def test_the_other_diagrams_in_chinese_show_the_same_numbers():
-    sliding = texts(draw_sliding_window(input_size=5, kernel_size=3, padding=1, stride=2, language="zh"))
+    sliding = texts(draw_sliding_window(input_size=5, kernel_size=3, padding=1, stride=2, labels=ZH))
     assert "5×5 输入" in sliding and "3×3 输出" in sliding and "步长 2" in sliding
     assert "输出 (2, 2) 读取行 3…5、列 3…5" in sliding
-    rnn = texts(draw_unrolled_rnn(language="zh"))
+    rnn = texts(draw_unrolled_rnn(labels=ZH))
     assert "$x_{1}$ = 第 1 行" in rnn and "$x_{T}$ = 第 28 行" in rnn and "$W_{xh}$" in rnn
     model = LeNet5()
-    lenet = texts(draw_lenet5_architecture(model, language="zh"))
+    lenet = texts(draw_lenet5_architecture(model, labels=ZH))
     assert f"共 {count_parameters(model):,} 个参数" in lenet
     assert f"{count_parameters(model.conv1):,} 个参数" in lenet and "6@14×14" in lenet
 
 
-@pytest.mark.parametrize("name", sorted(DIAGRAMS))
+def test_every_chinese_label_is_shown_and_fills_in_the_same_values():
+    """No entry of ZH is stale: each one, marked, appears in a drawing (the default figures, plus
+    the variants that show the dilation and average pooling)."""
+    marked = {english: f"<{i}>{chinese}" for i, (english, chinese) in enumerate(ZH.items())}
+    lenet = LeNet5()
+    lenet.pool1 = nn.AvgPool2d(2, 2)
+    shown = "\n".join(
+        [
+            *(texts(draw_figure(labels=marked)) for draw_figure in FIGURES.values()),
+            texts(draw_sliding_window(7, 3, 0, 1, dilation=2, labels=marked)),
+            texts(draw_lenet5_architecture(lenet, labels=marked)),
+        ]
+    )
+    for i, (english, chinese) in enumerate(ZH.items()):
+        assert f"<{i}>" in shown, english
+        assert fields(chinese) == fields(english), english  # the same numbers and formulas
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_every_diagram_draws_in_both_languages_without_missing_glyphs(name, language):
+def test_every_figure_draws_in_both_languages_without_missing_glyphs(name, language):
     fig = draw(name, language)
     assert isinstance(fig, Figure)
     FigureCanvasAgg(fig)
@@ -200,7 +221,7 @@ def test_every_diagram_draws_in_both_languages_without_missing_glyphs(name, lang
     assert bool(CJK.search(texts(fig))) == (language == "zh")
 
 
-@pytest.mark.parametrize("name", sorted(DIAGRAMS))
+@pytest.mark.parametrize("name", sorted(FIGURES))
 def test_chinese_labels_have_a_glyph_for_every_character_in_the_font_matplotlib_uses(name):
     fig = draw(name, "zh")
     fonts_by_path: dict[str, FT2Font] = {}
@@ -216,7 +237,7 @@ def test_chinese_labels_have_a_glyph_for_every_character_in_the_font_matplotlib_
 
 def test_the_glyph_checks_catch_chinese_drawn_in_matplotlibs_default_font():
     """Without the CJK font the same figure draws empty boxes, and the warning says so."""
-    fig = draw_residual_block(language="zh")
+    fig = draw("residual_block.png", "zh")
     for text in fig.findobj(Text):
         text.set_fontfamily("DejaVu Sans")  # matplotlib's own font: Latin, Greek, Cyrillic, no Chinese
     FigureCanvasAgg(fig)
@@ -230,56 +251,47 @@ def test_chinese_figures_translate_every_word():
     names = {"LeNet", "LeCun", "et", "al", "He", "CIFAR", "RNN", "BPTT", "ReLU", "BN", "tanh", "F", "x"}
     names |= {"A", "B"}  # the paper's shortcut options
     names |= {name for name, _ in LeNet5().named_children()}  # conv1, pool1, fc1, ...
-    for name in DIAGRAMS:
+    for name in FIGURES:
         prose = re.sub(r"\$[^$]*\$", "", texts(draw(name, "zh")))  # formulas aside
         assert set(re.findall(r"[A-Za-z][A-Za-z0-9]*", prose)) <= names, name
 
 
-def test_the_label_tables_have_the_same_entries():
-    assert set(LABELS) == set(EDITION_FOLDERS) == set(LANGUAGES)
-    assert set(LABELS["zh"]) == set(LABELS["en"])
-    for key, template in LABELS["zh"].items():
-        # The same numbers and formulas are filled into both languages.
-        assert fields(template) == fields(LABELS["en"][key]), key
-
-
-@pytest.mark.parametrize("draw_diagram", list(DIAGRAMS.values()))
-def test_an_unknown_language_is_refused(draw_diagram, tmp_path):
+def test_an_unknown_language_is_refused(tmp_path):
     with pytest.raises(ValueError, match="language must be one of 'en', 'zh'.*got 'fr'"):
-        draw_diagram(language="fr")
+        draw("sliding_window.png", "fr")
     with pytest.raises(ValueError, match="language"):
-        write_diagrams(tmp_path / "fr", language="fr")
+        write_figures(tmp_path / "fr", "fr")
     assert not (tmp_path / "fr").exists()
 
 
 def test_a_missing_cjk_font_is_a_clear_error_not_empty_boxes(monkeypatch):
-    monkeypatch.setattr(fonts, "CJK_FONT_FILE", "fonts/NoSuchFont.otf")
-    fonts.cjk_font_family.cache_clear()
+    monkeypatch.setattr(figures, "CJK_FONT_FILE", "fonts/NoSuchFont.otf")
+    figures.cjk_font_family.cache_clear()
     try:
         with pytest.raises(FileNotFoundError, match="pip install mplfonts"):
-            draw_sliding_window(language="zh")
+            draw("sliding_window.png", "zh")
     finally:
-        fonts.cjk_font_family.cache_clear()  # the next test registers the real font again
-    draw_sliding_window(language="en")  # English figures need no extra font
+        figures.cjk_font_family.cache_clear()  # the next test registers the real font again
+    draw("sliding_window.png", "en")  # English figures need no extra font
 
 
-def test_importing_and_drawing_in_english_loads_no_cjk_font():
-    """The 16 MB font is read only when a Chinese figure is drawn."""
+def test_the_student_package_draws_without_the_tools_or_the_cjk_font():
+    """course_tools is not installed by pip, and the 16 MB font is read only for the Chinese files."""
     code = (
-        "import sys; from course_utils import fonts; from course_utils.diagrams import draw_sliding_window; "
-        "draw_sliding_window(); print(fonts.cjk_font_family.cache_info().currsize, 'mplfonts' in sys.modules)"
+        "import sys; from course_utils.diagrams import draw_sliding_window; draw_sliding_window(); "
+        "print('course_tools' in sys.modules, 'mplfonts' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.split() == ["0", "False"]
+    assert result.stdout.split() == ["False", "False"]
 
 
 def test_main_writes_both_editions_as_small_deterministic_png(tmp_path, capsys):
     assert main([str(tmp_path)]) == 0
-    assert EDITION_FOLDERS == {"en": ".", "zh": "zh"}
+    assert {language: folder for language, (folder, _) in EDITIONS.items()} == {"en": ".", "zh": "zh"}
     names = sorted(
         ["sliding_window.png", "unrolled_rnn.png", "lenet5_architecture.png", "residual_block.png"]
     )
-    assert sorted(path.name for path in tmp_path.glob("*.png")) == sorted(DIAGRAMS) == names
+    assert sorted(path.name for path in tmp_path.glob("*.png")) == sorted(FIGURES) == names
     assert sorted(path.name for path in (tmp_path / "zh").iterdir()) == names
     for subfolder in ("", "zh"):
         for name in names:

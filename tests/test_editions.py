@@ -5,7 +5,7 @@ Two kinds of test:
 * The real editions: for every English notebook, its Chinese one exists and is in step (same cells,
   same ids, same order, identical code and stored outputs: nbval need not run it again, see
   ``conftest.py``); its markdown is Chinese; its badges open the Chinese notebook; its links resolve.
-* :mod:`course_utils.editions` on small notebooks written here: every kind of difference is found
+* :mod:`course_tools.editions` on small notebooks written here: every kind of difference is found
   and named, ``sync`` repairs what it may and refuses what only a person can resolve, ``build``
   makes a notebook that is in step by construction; and the command line around them.
 
@@ -28,9 +28,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from course_utils import editions
-from course_utils.__main__ import main
-from course_utils.editions import (
+from course_tools import editions
+from course_tools.cli import main
+from course_tools.editions import (
     EDITIONS,
     EditionError,
     EditionMismatch,
@@ -38,17 +38,16 @@ from course_utils.editions import (
     build_translated,
     check_edition,
     counterpart,
+    course_notebooks,
     edition_dir,
-    edition_of,
-    english_notebooks,
-    notebook_text,
     read_notebook,
     read_translations,
     sync_edition,
+    write_notebook,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-ENGLISH_NOTEBOOKS = english_notebooks()
+ENGLISH_NOTEBOOKS = course_notebooks(edition_dir("en"))
 each_notebook = pytest.mark.parametrize("english_path", ENGLISH_NOTEBOOKS, ids=lambda path: path.stem)
 
 # --------------------------------------------------------------------------------------
@@ -173,7 +172,7 @@ def chinese_path(english_path: Path) -> Path:
 
 def test_the_editions_are_where_the_readme_says():
     assert EDITIONS == {"en": "notebooks", "zh": "notebooks/zh"}
-    assert edition_dir("zh") == ROOT / "notebooks" / "zh" and edition_of(ROOT / "notebooks" / "zh") == "zh"
+    assert edition_dir("zh") == ROOT / "notebooks" / "zh" and editions.TRANSLATED == ["zh"]
     assert [path.stem for path in ENGLISH_NOTEBOOKS] == [
         "01_concepts", "02_lenet5_mnist", "03_resnet20_cifar10", "04_cnn_vs_rnn"
     ]  # fmt: skip
@@ -282,9 +281,7 @@ def english_notebook(answer: str = "42", count: int = 2) -> nbformat.NotebookNod
 
 
 def write(path: Path, notebook: nbformat.NotebookNode) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(notebook_text(notebook), encoding="utf-8")
-    return path
+    return write_notebook(path, notebook)
 
 
 @pytest.fixture
@@ -334,11 +331,16 @@ def test_build_replaces_the_markdown_and_copies_everything_else():
     assert built.metadata == english.metadata and built.nbformat_minor == english.nbformat_minor
 
 
-def test_build_reads_a_notebook_as_stored_in_its_file(tmp_path):
-    stored = json.loads(notebook_text(english_notebook()))  # sources as lists of lines
+def test_notebooks_are_read_as_stored_and_never_repaired(tmp_path):
+    stored = json.loads(nbformat.writes(english_notebook()))  # sources as lists of lines
     stored["cells"][1]["source"] = ["print(\n", "'hello')"]
-    built = build_translated(stored, TRANSLATIONS)
-    assert built.cells[1].source == "print(\n'hello')" and built.cells[0].source == "# 标题"
+    stored["cells"][2]["id"] = "title"  # a repeated id: nbformat.read would rename it
+    (tmp_path / "01_a.ipynb").write_text(json.dumps(stored), encoding="utf-8")
+    notebook = read_notebook(tmp_path / "01_a.ipynb")
+    assert notebook.cells[1].source == "print(\n'hello')" and notebook.cells[2].id == "title"
+    (tmp_path / "02_b.ipynb").write_text("{not json", encoding="utf-8")
+    with pytest.raises(EditionError, match="cannot read"):
+        read_notebook(tmp_path / "02_b.ipynb")
 
 
 def test_build_lists_missing_and_unexpected_translations():
@@ -481,7 +483,7 @@ def test_repeated_or_missing_ids_are_reported_not_repaired(pair):
 
 def test_a_missing_translation_says_how_to_build_it(tmp_path):
     english = write(tmp_path / "01_a.ipynb", english_notebook())
-    [line] = check_edition(english, tmp_path / "zh" / "01_a.ipynb")
+    [line] = check_edition(english, tmp_path / "zh" / "01_a.ipynb")  # the command line prints it
     assert "does not exist: build it with `python -m course_utils editions build" in line
 
 
@@ -490,12 +492,22 @@ def test_a_missing_translation_says_how_to_build_it(tmp_path):
 # --------------------------------------------------------------------------------------
 
 
-def test_unknown_editions_are_refused_with_the_known_ones():
+def test_unknown_editions_and_notebooks_are_refused_with_the_known_ones(tmp_path):
     with pytest.raises(EditionError, match=r"no edition 'fr'; the editions are: en \(English, notebooks/\)"):
         edition_dir("fr")
     with pytest.raises(EditionError, match="no edition 'fr'"):
         counterpart(ROOT / "notebooks" / "01_concepts.ipynb", "fr")
     assert counterpart(Path("/x/notebooks/02_b.ipynb"), "zh") == Path("/x/notebooks/zh/02_b.ipynb")
+    for name in ("10_k", "2_b", "01_a", "notes"):
+        write(tmp_path / f"{name}.ipynb", english_notebook())
+    assert [path.stem for path in course_notebooks(tmp_path)] == ["01_a", "2_b", "10_k"]
+    assert [path.stem for path in course_notebooks(tmp_path, ["10,02", "01_a.ipynb"])] == [
+        "01_a",
+        "2_b",
+        "10_k",
+    ]
+    with pytest.raises(EditionError, match=r"no notebook 09, 3_c in .*; it has: 01_a, 2_b, 10_k"):
+        course_notebooks(tmp_path, ["09", "3_c"])
 
 
 def test_translation_files_are_merged_and_conflicts_named(tmp_path):
@@ -529,31 +541,32 @@ def course(tmp_path, monkeypatch) -> Path:
 
 
 def test_build_writes_every_notebook_or_none(course):
+    english = course_notebooks(course / "notebooks")
     (course / "translations" / "02_b.all.json").write_text(json.dumps({"title": "# 标题"}), encoding="utf-8")
     with pytest.raises(EditionError, match=r"nothing was written:\n02_b: (.|\n)*'explain', 'end'"):
-        build_edition("zh", course / "translations")
+        build_edition("zh", course / "translations", english)
     assert not (course / "notebooks" / "zh").exists()
     (course / "translations" / "02_b.all.json").write_text(json.dumps(TRANSLATIONS), encoding="utf-8")
-    written = build_edition("zh", course / "translations")
+    written = build_edition("zh", course / "translations", english)
     assert written == [course / "notebooks" / "zh" / "01_a.ipynb", course / "notebooks" / "zh" / "02_b.ipynb"]
     with pytest.raises(EditionError, match="exist already.*--overwrite"):
-        build_edition("zh", course / "translations")
+        build_edition("zh", course / "translations", english)
     with pytest.raises(EditionError, match="the English edition is the source"):
-        build_edition("en", course / "translations")
+        build_edition("en", course / "translations", english)
 
 
 def test_the_command_line_builds_checks_and_syncs(course, capsys):
     translations = str(course / "translations")
     assert main(["editions", "check"]) == 1
-    assert "notebooks/zh/01_a.ipynb: missing" in capsys.readouterr().out
+    assert "01_a.ipynb: 1 difference(s) from" in capsys.readouterr().out  # and how to build it
     assert main(["editions", "build", "--edition", "zh", "--translations", translations, "--only", "01"]) == 0
     assert (
         "01_a.ipynb" in capsys.readouterr().out and not (course / "notebooks" / "zh" / "02_b.ipynb").exists()
     )
-    assert main(["editions", "build", "--edition", "zh", "--translations", translations, "--only", "02"]) == 0
+    assert main(["editions", "build", "--edition", "zh", "--translations", translations, "--only", "2"]) == 0
     capsys.readouterr()
     assert main(["editions", "check"]) == 0
-    assert capsys.readouterr().out.count("in step with") == 2
+    assert capsys.readouterr().out.count(": in step") == 2
 
     write(course / "notebooks" / "02_b.ipynb", english_notebook(answer="43", count=5))
     assert main(["editions", "check", "--edition", "zh"]) == 1
@@ -570,7 +583,9 @@ def test_the_command_line_builds_checks_and_syncs(course, capsys):
     )
     assert main(["editions", "sync"]) == 1
     out = capsys.readouterr().out
-    assert "01_a.ipynb: NOT SYNCED" in out and "'x'" in out and "by hand" in out
+    assert "01_a.ipynb: NOT SYNCED" in out and "'x'" in out and "give both notebooks the same cells" in out
 
     assert main(["editions", "build", "--edition", "zh", "--translations", str(course / "none")]) == 2
     assert "exist already" in capsys.readouterr().err
+    assert main(["editions", "check", "--only", "07"]) == 2
+    assert "no notebook 07" in capsys.readouterr().err

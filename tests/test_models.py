@@ -1,4 +1,4 @@
-"""Tests for course_utils/models.py: parameter counts, shapes, shortcuts, validation, training steps."""
+"""Tests for course_utils/models.py: parameter counts, shapes, shortcuts, initialisation, errors."""
 
 from __future__ import annotations
 
@@ -11,22 +11,15 @@ from torch import nn
 
 from course_utils.models import (
     MLP,
-    MODEL_NAMES,
     TCN,
     BasicBlock,
     CausalConv1d,
     LeNet5,
-    RecurrentSequenceModel,
     ResNet,
     SequenceRNN,
     ZeroPadShortcut,
-    build_model,
     init_recurrent_weights,
     resnet20,
-    resnet32,
-    resnet44,
-    resnet56,
-    resnet110,
 )
 
 
@@ -60,11 +53,23 @@ def _seed() -> None:
         (MLP, 101_770),
         (lambda: MLP(in_features=3 * 32 * 32), 394_634),
         (resnet20, 269_722),
-        (resnet32, 464_154),
-        (resnet44, 658_586),
-        (resnet56, 853_018),
-        (resnet110, 1_727_962),
+        (lambda: ResNet(depth=32), 464_154),
+        (lambda: ResNet(depth=44), 658_586),
+        (lambda: ResNet(depth=56), 853_018),
+        (lambda: ResNet(depth=110), 1_727_962),
+        (lambda: resnet20(shortcut="B"), 272_474),
+        # The row LSTM of notebook 04 on MNIST and on CIFAR-10, as the old image-only SequenceRNN.
         (SequenceRNN, 82_186),
+        (lambda: SequenceRNN(input_size=96), 117_002),
+        # The recurrent models of the sequence tasks, as the old RecurrentSequenceModel: the adding
+        # problem (2 inputs, 1 output) and the copy task (10 inputs, 10 outputs at every step).
+        (lambda: SequenceRNN(2, 64, cell="lstm", num_classes=1), 17_473),
+        (lambda: SequenceRNN(2, 74, cell="gru", num_classes=1), 17_391),
+        (lambda: SequenceRNN(2, 128, cell="rnn", num_classes=1), 17_025),
+        (lambda: SequenceRNN(10, 64, cell="lstm", num_classes=10, outputs="every_step"), 20_106),
+        (lambda: SequenceRNN(10, 74, cell="gru", num_classes=10, outputs="every_step"), 19_842),
+        (lambda: SequenceRNN(10, 128, cell="rnn", num_classes=10, outputs="every_step"), 19_210),
+        (lambda: TCN(2, 1, channels=[24] * 6, kernel_size=3), 19_825),
     ],
 )
 def test_parameter_counts(build, expected: int) -> None:
@@ -101,14 +106,14 @@ def test_resnet_parameter_count_by_hand(depth: int) -> None:
 
 
 @pytest.mark.parametrize(("cell", "gates"), [("rnn", 1), ("lstm", 4), ("gru", 3)])
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_sequence_rnn_parameter_count_by_hand(cell: str, gates: int, bidirectional: bool) -> None:
-    i, h, dirs = 28, 128, 2 if bidirectional else 1
-    layer1 = gates * (i * h + h * h + 2 * h) * dirs  # weight_ih, weight_hh, bias_ih, bias_hh
-    layer2 = gates * (dirs * h * h + h * h + 2 * h) * dirs  # reads the dirs * h outputs of layer 1
-    fc = dirs * h * 10 + 10
-    model = SequenceRNN(cell=cell, bidirectional=bidirectional, num_layers=2)
-    assert n_params(model) == layer1 + layer2 + fc
+@pytest.mark.parametrize(("d", "h", "k"), [(28, 128, 10), (96, 32, 10), (2, 32, 1), (10, 16, 10)])
+def test_sequence_rnn_parameter_count_by_hand(cell: str, gates: int, d: int, h: int, k: int) -> None:
+    one_layer = gates * (h * (d + h) + 2 * h)  # weight_ih, weight_hh, bias_ih, bias_hh
+    assert n_params(SequenceRNN(d, h, cell=cell, num_classes=k)) == one_layer + (h + 1) * k
+    second_layer = gates * (h * (h + h) + 2 * h)  # reads the h outputs of layer 1
+    assert n_params(SequenceRNN(d, h, cell=cell, num_classes=k, num_layers=2)) == (
+        one_layer + second_layer + (h + 1) * k
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -133,11 +138,7 @@ def test_sequence_rnn_parameter_count_by_hand(cell: str, gates: int, bidirection
         (lambda: SequenceRNN(input_size=3, sequence="pixels", hidden_size=16), cifar_batch()),
         (lambda: SequenceRNN(cell="rnn"), mnist_batch()),
         (lambda: SequenceRNN(cell="gru"), mnist_batch()),
-        (lambda: SequenceRNN(bidirectional=True), mnist_batch()),
-        (
-            lambda: SequenceRNN(input_size=96, cell="gru", num_layers=2, dropout=0.1, bidirectional=True),
-            cifar_batch(),
-        ),
+        (lambda: SequenceRNN(input_size=96, cell="gru", num_layers=2), cifar_batch()),
     ],
 )
 def test_output_is_logits_of_shape_n_by_10(build, x: torch.Tensor) -> None:
@@ -187,6 +188,7 @@ def test_resnet_stage_shapes_and_named_parts() -> None:
     assert all(len(stage) == 3 for stage in (model.layer1, model.layer2, model.layer3))
     assert model.fc.in_features == 64
     assert model.depth == 20 and model.num_blocks == 3
+    assert ResNet(depth=56).depth == 56 and ResNet(depth=56).num_blocks == 9
 
 
 # --------------------------------------------------------------------------------------
@@ -270,6 +272,11 @@ def test_zero_pad_shortcut_subsamples_and_appends_zero_channels() -> None:
     assert torch.equal(out[:, 16:], torch.zeros(2, 16, 16, 16))
 
 
+def test_zero_pad_shortcut_cannot_remove_channels() -> None:
+    with pytest.raises(ValueError, match="only add channels"):
+        ZeroPadShortcut(32, 16)
+
+
 @pytest.mark.parametrize("depth", [0, 2, 5, 19, 21, 22, 100, 20.0, "20"])
 def test_resnet_rejects_depths_that_are_not_6n_plus_2(depth) -> None:
     with pytest.raises(ValueError, match=r"6n \+ 2"):
@@ -284,6 +291,12 @@ def test_resnet_accepts_the_smallest_depth() -> None:
 def test_resnet_rejects_unknown_shortcuts(shortcut) -> None:
     with pytest.raises(ValueError, match="shortcut"):
         ResNet(20, shortcut=shortcut)
+
+
+@pytest.mark.parametrize("shortcut", ["C", "a", "identity"])
+def test_basic_block_rejects_unknown_shortcuts(shortcut: str) -> None:
+    with pytest.raises(ValueError, match=r"'A', 'B' or None"):
+        BasicBlock(16, 32, stride=2, shortcut=shortcut)
 
 
 def test_resnet_initialisation() -> None:
@@ -337,7 +350,7 @@ def test_sequence_rnn_runs_under_torch_compile() -> None:
 
 
 # --------------------------------------------------------------------------------------
-# SequenceRNN: sequences, final state, validation, initialisation
+# SequenceRNN: images and sequences, final state, validation, initialisation
 # --------------------------------------------------------------------------------------
 
 
@@ -363,25 +376,57 @@ def test_pixels_are_read_in_reading_order() -> None:
     assert rgb.shape == (2, 1024, 3)
 
 
+def test_sequences_are_read_as_they_are() -> None:
+    x = torch.randn(3, 7, 5)
+    model = SequenceRNN(input_size=5, hidden_size=8, sequence="pixels")  # `sequence` is for images only
+    assert model.to_sequence(x) is x
+
+
+def test_an_image_and_its_rows_as_a_sequence_give_the_same_answer() -> None:
+    # One model for both: an MNIST image (N, 1, 28, 28) is the sequence of its 28 rows (N, 28, 28).
+    for outputs in ("last", "every_step"):
+        model = SequenceRNN(hidden_size=16, cell="gru", outputs=outputs).eval()
+        x = mnist_batch()
+        with torch.no_grad():
+            assert torch.equal(model(x), model(x[:, 0]))
+        cifar = SequenceRNN(input_size=96, hidden_size=16, outputs=outputs).eval()
+        x = cifar_batch()
+        with torch.no_grad():
+            assert torch.equal(cifar(x), cifar(cifar.to_sequence(x)))
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_classifies_from_the_final_hidden_state(cell: str) -> None:
-    model = SequenceRNN(cell=cell, hidden_size=16).eval()
+    model = SequenceRNN(cell=cell, hidden_size=16, num_layers=2).eval()
     x = mnist_batch()
     with torch.no_grad():
-        out, _ = model.rnn(model.to_sequence(x))
+        out, final = model.rnn(model.to_sequence(x))
+        h_n = final[0] if cell == "lstm" else final  # an LSTM returns (h_n, c_n): h, not the memory c
         torch.testing.assert_close(model(x), model.fc(out[:, -1]))
+        torch.testing.assert_close(model(x), model.fc(h_n[-1]))  # the top layer's state
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_bidirectional_concatenates_both_directions_of_the_top_layer(cell: str) -> None:
-    model = SequenceRNN(cell=cell, hidden_size=16, num_layers=2, bidirectional=True).eval()
+def test_every_step_reads_the_state_after_each_step(cell: str) -> None:
+    model = SequenceRNN(cell=cell, hidden_size=16, outputs="every_step").eval()
     x = mnist_batch()
     with torch.no_grad():
-        out, _ = model.rnn(model.to_sequence(x))  # (N, T, 2H): forward then backward
-        # The forward direction has read everything at the last step, the backward one at step 0.
-        final = torch.cat([out[:, -1, :16], out[:, 0, 16:]], dim=1)
-        torch.testing.assert_close(model(x), model.fc(final))
-    assert model.fc.in_features == 32
+        out, _ = model.rnn(x[:, 0])
+        every = model(x)
+        assert every.shape == (2, 28, 10)
+        torch.testing.assert_close(every, model.fc(out))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_last_and_every_step_share_weights_and_agree_on_the_last_step(cell: str) -> None:
+    torch.manual_seed(1)
+    last = SequenceRNN(5, 8, cell=cell, num_classes=3).eval()
+    torch.manual_seed(1)
+    every = SequenceRNN(5, 8, cell=cell, num_classes=3, outputs="every_step").eval()
+    x = torch.randn(4, 11, 5)
+    with torch.no_grad():
+        assert last(x).shape == (4, 3) and every(x).shape == (4, 11, 3)
+        torch.testing.assert_close(every(x)[:, -1], last(x))
 
 
 def test_sequence_rnn_uses_the_requested_cell() -> None:
@@ -391,23 +436,31 @@ def test_sequence_rnn_uses_the_requested_cell() -> None:
     assert isinstance(SequenceRNN(cell="lstm").rnn, nn.LSTM)
     assert isinstance(SequenceRNN(cell="gru").rnn, nn.GRU)
     assert SequenceRNN().rnn.batch_first
+    assert SequenceRNN(num_layers=2).rnn.num_layers == 2
+    assert SequenceRNN(cell="gru").cell == "gru"
 
 
 def test_sequence_rnn_says_which_input_size_cifar_needs() -> None:
     with pytest.raises(ValueError) as error:
         SequenceRNN(input_size=28)(cifar_batch())
     message = str(error.value)
-    assert "C*W = 28" in message and "(N, 3, 32, 32)" in message and "input_size=96" in message
+    assert "input_size=28" in message and "(2, 3, 32, 32)" in message and "use input_size=96" in message
 
 
 def test_sequence_rnn_pixels_input_size_error() -> None:
-    with pytest.raises(ValueError, match=r"sequence='pixels', input_size=28.*use input_size=1"):
+    with pytest.raises(ValueError, match=r"input_size=28.*use input_size=1"):
         SequenceRNN(input_size=28, sequence="pixels")(mnist_batch())
 
 
-def test_sequence_rnn_rejects_inputs_that_are_not_images() -> None:
-    with pytest.raises(ValueError, match=r"\(N, C, H, W\).*\(2, 28, 28\)"):
-        SequenceRNN()(torch.randn(2, 28, 28))
+def test_sequence_rnn_says_which_input_size_a_sequence_needs() -> None:
+    with pytest.raises(ValueError, match=r"input_size=2.*\(4, 10, 3\).*use input_size=3"):
+        SequenceRNN(input_size=2)(torch.randn(4, 10, 3))
+
+
+@pytest.mark.parametrize("shape", [(2, 784), (2, 1, 1, 28, 28), (28,)])
+def test_sequence_rnn_rejects_inputs_that_are_neither_images_nor_sequences(shape: tuple) -> None:
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\) or sequences \(N, T, D\)"):
+        SequenceRNN()(torch.randn(*shape))
 
 
 @pytest.mark.parametrize(
@@ -416,7 +469,8 @@ def test_sequence_rnn_rejects_inputs_that_are_not_images() -> None:
         ({"cell": "transformer"}, "cell must be one of"),
         ({"cell": "LSTM"}, "cell must be one of"),
         ({"sequence": "columns"}, "sequence must be"),
-        ({"dropout": 0.2}, "num_layers > 1"),
+        ({"outputs": "first"}, "outputs must be"),
+        ({"outputs": "all"}, "outputs must be"),
     ],
 )
 def test_sequence_rnn_rejects_bad_arguments(kwargs: dict, match: str) -> None:
@@ -446,31 +500,31 @@ def test_sequence_rnn_input_weights_are_xavier_and_other_cells_have_zero_biases(
         assert not model.rnn.bias_ih_l0.any() and not model.rnn.bias_hh_l0.any()
 
 
+def test_init_recurrent_weights_on_a_bare_layer_and_every_layer_of_a_stack() -> None:
+    rnn = nn.LSTM(3, 8)
+    init_recurrent_weights(rnn)
+    assert torch.equal(rnn.bias_ih_l0[8:16], torch.ones(8)) and not rnn.bias_hh_l0.any()
+    stacked = SequenceRNN(2, 8, cell="lstm", num_classes=1, num_layers=2).rnn
+    assert torch.equal(stacked.bias_ih_l1[8:16], torch.ones(8))
+    for gate in stacked.weight_hh_l1.detach().split(8):
+        torch.testing.assert_close(gate @ gate.T, torch.eye(8), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_an_image_model_and_a_sequence_model_start_alike(cell: str) -> None:
+    # Built from the same seed, a model for MNIST rows and one for 28-value sequences get the
+    # same weights: one initialisation, init_recurrent_weights, for images and for sequences.
+    torch.manual_seed(3)
+    image_model = SequenceRNN(input_size=28, hidden_size=16, cell=cell)
+    torch.manual_seed(3)
+    sequence_model = SequenceRNN(28, 16, cell=cell, num_classes=10)
+    for a, b in zip(image_model.parameters(), sequence_model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 # --------------------------------------------------------------------------------------
 # Every model trains: one gradient step
 # --------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("build", "x"),
-    [
-        (LeNet5, mnist_batch(4)),
-        (MLP, mnist_batch(4)),
-        (lambda: ResNet(8), cifar_batch(4)),
-        (lambda: ResNet(8, shortcut="B"), cifar_batch(4)),
-        (lambda: ResNet(8, plain=True), cifar_batch(4)),
-        (lambda: SequenceRNN(cell="rnn", hidden_size=16), mnist_batch(4)),
-        (lambda: SequenceRNN(cell="lstm", hidden_size=16, bidirectional=True), mnist_batch(4)),
-        (lambda: SequenceRNN(cell="gru", hidden_size=16, num_layers=2, dropout=0.1), mnist_batch(4)),
-    ],
-)
-def test_one_gradient_step_lowers_the_loss_on_the_batch(build, x: torch.Tensor) -> None:
-    model = build().train()
-    y = torch.tensor([0, 1, 2, 3])
-    rnn_dropout = getattr(getattr(model, "rnn", None), "dropout", 0.0)
-    if rnn_dropout > 0 or any(isinstance(m, nn.Dropout) for m in model.modules()):
-        model.eval()  # dropout would make the two losses incomparable; on the CPU gradients still flow
-    assert_one_step_lowers_the_loss(model, x, y)
 
 
 def assert_one_step_lowers_the_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -486,37 +540,43 @@ def assert_one_step_lowers_the_loss(model: nn.Module, x: torch.Tensor, y: torch.
     assert after.item() < before.item()
 
 
+@pytest.mark.parametrize(
+    ("build", "x"),
+    [
+        (LeNet5, mnist_batch(4)),
+        (MLP, mnist_batch(4)),
+        (lambda: ResNet(8), cifar_batch(4)),
+        (lambda: ResNet(8, shortcut="B"), cifar_batch(4)),
+        (lambda: ResNet(8, plain=True), cifar_batch(4)),
+        (lambda: SequenceRNN(cell="rnn", hidden_size=16), mnist_batch(4)),
+        (lambda: SequenceRNN(cell="lstm", hidden_size=16), mnist_batch(4)),
+        (lambda: SequenceRNN(cell="gru", hidden_size=16, num_layers=2), mnist_batch(4)),
+    ],
+)
+def test_one_gradient_step_lowers_the_loss_on_the_batch(build, x: torch.Tensor) -> None:
+    model = build().train()
+    if any(isinstance(m, nn.Dropout) for m in model.modules()):
+        model.eval()  # dropout would make the two losses incomparable; on the CPU gradients still flow
+    assert_one_step_lowers_the_loss(model, x, torch.tensor([0, 1, 2, 3]))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: TCN(2, 3, channels=[8, 8], kernel_size=3),
+        lambda: TCN(2, 3, channels=[8, 8], kernel_size=3, weight_norm=False),
+        lambda: SequenceRNN(2, 8, cell="rnn", num_classes=3),
+        lambda: SequenceRNN(2, 8, cell="lstm", num_classes=3),
+        lambda: SequenceRNN(2, 8, cell="gru", num_classes=3),
+    ],
+)
+def test_one_gradient_step_lowers_the_loss_of_a_sequence_model(build) -> None:
+    model = build().train()
+    assert_one_step_lowers_the_loss(model, torch.randn(4, 12, 2), torch.tensor([0, 1, 2, 0]))
+
+
 # --------------------------------------------------------------------------------------
-# build_model
-# --------------------------------------------------------------------------------------
-
-
-def test_build_model_builds_every_name() -> None:
-    expected = {
-        "lenet5": LeNet5,
-        "mlp": MLP,
-        "resnet20": ResNet,
-        "resnet32": ResNet,
-        "resnet44": ResNet,
-        "resnet56": ResNet,
-        "resnet110": ResNet,
-        "sequencernn": SequenceRNN,
-    }
-    assert set(MODEL_NAMES) == set(expected)
-    for name, cls in expected.items():
-        assert type(build_model(name)) is cls
-    assert build_model("resnet56").depth == 56
-    assert n_params(build_model("ResNet20", shortcut="B")) == 272_474
-    assert build_model("sequencernn", cell="gru").cell == "gru"
-
-
-def test_build_model_lists_the_valid_names() -> None:
-    with pytest.raises(ValueError, match=r"unknown model 'lenet'.*lenet5, mlp, resnet20"):
-        build_model("lenet")
-
-
-# --------------------------------------------------------------------------------------
-# Sequence models: TCN and RecurrentSequenceModel
+# Sequence models: TCN, and SequenceRNN on sequences
 # --------------------------------------------------------------------------------------
 
 
@@ -537,7 +597,7 @@ def test_tcn_receptive_field_formula(kernel_size: int, levels: int) -> None:
     model = TCN(2, 1, channels=[4] * levels, kernel_size=kernel_size)
     assert model.levels == levels
     assert model.receptive_field == 1 + 2 * (kernel_size - 1) * (2**levels - 1)
-    # Level i is dilated by 2**i, and the first block adds a 1x1 convolution to its shortcut.
+    # Level i is dilated by 2**i.
     assert [block.conv1.dilation[0] for block in model.blocks] == [2**i for i in range(levels)]
 
 
@@ -563,25 +623,18 @@ def test_tcn_is_causal_and_sees_exactly_its_receptive_field(
     assert torch.all(early[:5] > 0) and torch.all(early[5:] == 0)
 
 
-def test_recurrent_sequence_model_is_causal_and_reaches_back_to_the_start() -> None:
-    model = RecurrentSequenceModel(3, 2, hidden_size=8, cell="gru", outputs="every_step")
+def test_sequence_rnn_is_causal_and_reaches_back_to_the_start() -> None:
+    model = SequenceRNN(3, 8, cell="gru", num_classes=2, outputs="every_step")
     reach = input_gradient(model, torch.randn(4, 20, 3), 12)
     assert torch.all(reach[13:] == 0) and torch.all(reach[:13] > 0)  # unlike a TCN, no fixed window
 
 
-@pytest.mark.parametrize(
-    "build",
-    [
-        lambda outputs: TCN(5, 3, channels=[8, 8, 6], kernel_size=3, outputs=outputs),
-        lambda outputs: RecurrentSequenceModel(5, 3, hidden_size=8, cell="lstm", outputs=outputs),
-    ],
-)
-def test_sequence_models_output_last_or_every_step(build) -> None:
+def test_tcn_outputs_last_or_every_step() -> None:
     x = torch.randn(4, 11, 5)
     torch.manual_seed(1)
-    last = build("last").eval()
+    last = TCN(5, 3, channels=[8, 8, 6], kernel_size=3).eval()
     torch.manual_seed(1)
-    every = build("every_step").eval()
+    every = TCN(5, 3, channels=[8, 8, 6], kernel_size=3, outputs="every_step").eval()
     with torch.no_grad():
         assert last(x).shape == (4, 3)
         assert every(x).shape == (4, 11, 3)
@@ -637,83 +690,23 @@ def test_tcn_parameter_count(input_size: int, output_size: int, channels: list[i
     assert n_params(model) == tcn_parameters(input_size, output_size, channels, k)
 
 
-@pytest.mark.parametrize(("cell", "gates"), [("rnn", 1), ("lstm", 4), ("gru", 3)])
-def test_recurrent_sequence_model_parameter_count(cell: str, gates: int) -> None:
-    d, h, k = 2, 32, 1
-    model = RecurrentSequenceModel(d, k, hidden_size=h, cell=cell)
-    assert n_params(model) == gates * (h * (d + h) + 2 * h) + (h + 1) * k
-
-
-def test_pinned_parameter_counts_of_the_sequence_models() -> None:
-    # The LSTM of the adding problem against a TCN of about the same size (see benchmarks).
-    assert n_params(RecurrentSequenceModel(2, 1, hidden_size=64, cell="lstm")) == 17_473
-    assert n_params(TCN(2, 1, channels=[24] * 6, kernel_size=3)) == 19_825
-
-
-def test_recurrent_sequence_model_starts_like_sequence_rnn() -> None:
-    model = RecurrentSequenceModel(28, 10, hidden_size=32, cell="lstm")
-    bias = model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0
-    assert torch.equal(bias[32:64], torch.ones(32))  # forget gate
-    assert torch.equal(bias[:32], torch.zeros(32)) and torch.equal(bias[64:], torch.zeros(64))
-    for gate in model.rnn.weight_hh_l0.detach().split(32):
-        torch.testing.assert_close(gate @ gate.T, torch.eye(32), atol=1e-5, rtol=0)
-    x = torch.randn(3, 7, 28)
-    with torch.no_grad():
-        states, _ = model.rnn(x)
-        torch.testing.assert_close(model(x), model.fc(states[:, -1]))
-
-
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_recurrent_sequence_model_and_sequence_rnn_share_their_initialisation(cell: str) -> None:
-    # Built in the same order from the same seed, the two models get identical weights: one
-    # initialisation, init_recurrent_weights, for images and for sequences.
-    torch.manual_seed(3)
-    image_model = SequenceRNN(input_size=28, hidden_size=16, cell=cell)
-    torch.manual_seed(3)
-    sequence_model = RecurrentSequenceModel(28, 10, hidden_size=16, cell=cell)
-    for a, b in zip(image_model.parameters(), sequence_model.parameters(), strict=True):
-        assert torch.equal(a, b)
-    x = mnist_batch()
-    with torch.no_grad():
-        torch.testing.assert_close(image_model(x), sequence_model(x[:, 0]))  # rows = the sequence
-    rnn = nn.LSTM(3, 8)
-    init_recurrent_weights(rnn)
-    assert torch.equal(rnn.bias_ih_l0[8:16], torch.ones(8)) and not rnn.bias_hh_l0.any()
-
-
 @pytest.mark.parametrize(
     ("build", "match"),
     [
         (lambda: TCN(2, 1, channels=[]), "channels"),
+        (lambda: TCN(2, 1, channels=[8, 0]), "channels"),
         (lambda: TCN(2, 1, kernel_size=1), "kernel_size"),
         (lambda: TCN(2, 1, outputs="all"), "outputs must be"),
-        (lambda: RecurrentSequenceModel(2, 1, cell="transformer"), "cell must be one of"),
-        (lambda: RecurrentSequenceModel(2, 1, outputs="first"), "outputs must be"),
     ],
 )
-def test_sequence_models_reject_bad_arguments(build, match: str) -> None:
+def test_tcn_rejects_bad_arguments(build, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build()
 
 
-@pytest.mark.parametrize("model", [TCN(2, 1), RecurrentSequenceModel(2, 1)])
-def test_sequence_models_say_which_input_they_need(model: nn.Module) -> None:
+def test_tcn_says_which_input_it_needs() -> None:
+    model = TCN(2, 1)
     with pytest.raises(ValueError, match=r"\(N, T, input_size=2\).*\(4, 1, 28, 28\)"):
         model(torch.randn(4, 1, 28, 28))
-    with pytest.raises(ValueError, match=r"input_size=2"):
+    with pytest.raises(ValueError, match=r"input_size=2.*\(4, 10, 3\)"):
         model(torch.randn(4, 10, 3))
-
-
-@pytest.mark.parametrize(
-    "build",
-    [
-        lambda: TCN(2, 3, channels=[8, 8], kernel_size=3),
-        lambda: TCN(2, 3, channels=[8, 8], kernel_size=3, weight_norm=False),
-        lambda: RecurrentSequenceModel(2, 3, hidden_size=8, cell="rnn"),
-        lambda: RecurrentSequenceModel(2, 3, hidden_size=8, cell="lstm"),
-        lambda: RecurrentSequenceModel(2, 3, hidden_size=8, cell="gru"),
-    ],
-)
-def test_one_gradient_step_lowers_the_loss_of_a_sequence_model(build) -> None:
-    model = build().train()
-    assert_one_step_lowers_the_loss(model, torch.randn(4, 12, 2), torch.tensor([0, 1, 2, 0]))

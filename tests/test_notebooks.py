@@ -18,7 +18,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from course_utils.recipes import RECIPES, recipe
+from course_utils.settings import RECIPES, recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -170,8 +170,8 @@ def test_one_parameters_cell_of_simple_assignments_that_configure_accepts(path):
     assert len(names) == len(set(names)), f"a parameter is assigned twice: {names}"
     assert re.search(r'^PROFILE = "auto"', cell.source, flags=re.MULTILINE), 'the cell sets PROFILE = "auto"'
     key = path.stem
-    assert key in RECIPES, f"no recipe {key!r} in course_utils.recipes.RECIPES"
-    settings = set(recipe(key, "smoke"))
+    assert key in RECIPES, f"no recipe {key!r} in course_utils.settings.RECIPES"
+    settings = set(recipe(key, "smoke")[0])
     unknown = [name for name in names if name not in COMMON_PARAMETERS and name.lower() not in settings]
     assert not unknown, f"configure({key!r}) does not accept {unknown}; its settings: {sorted(settings)}"
 
@@ -239,3 +239,19 @@ def test_the_training_heavy_notebooks_ask_colab_for_a_gpu(path):
     metadata = load(path).metadata
     assert metadata.get("accelerator") == "GPU"
     assert metadata.get("colab", {}).get("gpuType")
+
+
+@each_notebook
+def test_code_cells_are_short_and_write_no_prose(path):
+    """A reader takes a cell in at a glance; conclusions are markdown, not text that code assembles."""
+    for index, cell in enumerate(code_cells(load(path))):
+        lines = cell.source.splitlines()
+        assert len(lines) <= 50, f"code cell {index} has {len(lines)} lines (at most 50): split it"
+        assert "Markdown(" not in cell.source, f"code cell {index} writes markdown: make it a markdown cell"
+
+
+@each_notebook
+def test_metrics_are_written_by_one_call(path):
+    sources = [cell.source for cell in code_cells(load(path))]
+    calls = sum(source.count("run.write_metrics(") for source in sources)
+    assert calls <= 1, f"{calls} calls of run.write_metrics: one call writes everything a batch run collects"

@@ -1,0 +1,1 @@
+"""Tools for the course's maintainers, used from a checkout: students never import them."""

@@ -1,0 +1,353 @@
+"""Run the course's notebooks with papermill, into a new run folder (``make course``) or in place
+(``make outputs``). The arguments, ``-p`` values, the folder written into and the datasets are checked
+before the first notebook starts; each then runs in a fresh kernel of this Python, in its own folder."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import logging
+import math
+import os
+import signal
+import stat
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import papermill
+import zmq
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from nbclient.exceptions import CellTimeoutError
+from nbconvert import HTMLExporter
+from traitlets import default
+
+from course_tools import editions
+from course_utils import settings
+from course_utils.data import DatasetError, default_data_dir, load_dataset
+from course_utils.environment import atomic_write, describe_environment, display_path, project_root
+from course_utils.tables import format_table
+
+OK, FAILED, TIMEOUT, INTERRUPTED = "ok", "failed", "timeout", "interrupted"
+NOT_RUN, NOT_SAVED, NOT_SYNCED = "not run", "not saved", "not synced"
+#: What the runner injects itself, and the option to use instead of a ``-p`` for it.
+RUNNER_PARAMETERS = {"PROFILE": "--profile", "OUTPUT_DIR": "--runs-dir (notebooks write into the run folder)"}
+
+
+class UsageError(Exception):
+    """A run that cannot start (exit status 2); the message says why and what to do."""
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the runner is, so that it stops the run as Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def signal_name(stop: KeyboardInterrupt) -> str:
+    """``SIGINT`` for Ctrl-C, else the signal a :class:`Stopped` carries."""
+    return signal.Signals(getattr(stop, "signum", signal.SIGINT)).name
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """Within: SIGTERM and SIGHUP raise :class:`Stopped`, unless ignored when we started (``nohup``)."""
+
+    def stop(signum: int, frame: Any) -> None:
+        # After SIGHUP the terminal may be gone and a print fail (EIO) before the run is saved: print nowhere.
+        for fd in (1, 2) if signum == signal.SIGHUP else ():
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+        raise Stopped(signum)
+
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    for signum, handler in previous.items():
+        if handler == signal.SIG_DFL:
+            signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def parse_value(name: str, text: str) -> Any:
+    """A ``-p`` value read as Python (``3``, ``0.5``, ``[1, 2]``, ``'text'``; ``true``, ``false``, ``none`` in
+    any case), else the text itself. UsageError for a number that is not finite (``1e999``, ``inf``)."""
+    keywords = {"true": True, "false": False, "none": None}
+    if text.strip().lower() in keywords:
+        return keywords[text.strip().lower()]
+    with contextlib.suppress(ValueError):
+        if not math.isfinite(float(text)):  # float() reads "inf" and "nan" too; no setting means them
+            raise UsageError(f"-p {name} {text}: not a finite number; give one such as 0.01")
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def prepare(paths: list[Path], profile: str, values: list[tuple[str, Any]]) -> tuple[str, dict, dict]:
+    """Resolve the profile (``auto`` once, here) and check the ``-p`` values, each for the notebooks that
+    declare it (in any case). Returns the profile, ``{path: names declared}``, ``{path: {name: value}}``."""
+    concrete = settings.resolve_profile(profile)
+    declared = {path: list(papermill.inspect_notebook(path)) for path in paths}
+    given: dict[Path, dict[str, Any]] = {path: {} for path in paths}
+    for name, value in values:
+        if name.upper() in RUNNER_PARAMETERS:
+            raise UsageError(f"-p {name}: the runner sets it; use {RUNNER_PARAMETERS[name.upper()]}")
+        if name.upper() == "DATA_DIR" and isinstance(value, str):
+            value = str(default_data_dir(value))  # absolute: the notebooks run in their own folder
+        takers = [(path, n) for path, names in declared.items() for n in names if n.upper() == name.upper()]
+        if not takers:
+            listed = "".join(f"\n  {path.stem}: {', '.join(names)}" for path, names in declared.items())
+            raise UsageError(f"-p {name}: no notebook declares it; they declare:{listed}")
+        for path, declared_name in takers:
+            given[path][declared_name] = value
+    for path in paths:
+        try:
+            if given[path] and path.stem in settings.RECIPES:
+                settings.check_parameters(path.stem, concrete, given[path])
+        except settings.SettingsError as error:
+            raise UsageError(f"{path.stem}: {error}") from None
+    return concrete, declared, given
+
+
+def check_datasets(paths: list[Path], data_dir: Path) -> None:
+    """Load each dataset the notebooks need (``RECIPES[notebook]["datasets"]``), which downloads a missing
+    file when it can and validates it. Raises UsageError listing every failure at once."""
+    users: dict[str, list[str]] = {}
+    for path in paths:
+        for name in settings.RECIPES.get(path.stem, {}).get("datasets", []):
+            users.setdefault(name, []).append(path.stem)
+    problems = []
+    for name, notebooks in users.items():
+        try:
+            load_dataset(name, data_dir)
+        except DatasetError as error:
+            problems.append(f"- {name}.npz, for {', '.join(notebooks)}: {error}")
+    if problems:
+        now = os.environ.get("COURSE_DATA_DIR") or "not set"
+        raise UsageError(
+            "the notebooks need datasets that cannot be loaded; nothing ran.\n" + "\n".join(problems) + "\n"
+            f"The data folder, {data_dir}, is -p DATA_DIR if given, else $COURSE_DATA_DIR (now {now}), else "
+            'data/ in the repository: see "Running offline" in README.md.'
+        )
+
+
+def output_folder(options: Any) -> tuple[Path, str]:
+    """Where a run writes, and which setting chose it: ``outputs``, the person's outputs folder; ``run``,
+    ``--runs-dir``, else ``$COURSE_OUTPUT_DIR/runs``, else ``runs/``. UsageError if it cannot be written."""
+    if options.command == "outputs":
+        return settings.output_root(), "your outputs folder"  # checked as the notebooks check it
+    chosen = os.environ.get("COURSE_OUTPUT_DIR", "").strip()
+    folder = Path(options.runs_dir or Path(chosen or project_root()) / "runs").absolute()
+    source = "--runs-dir" if options.runs_dir else f"COURSE_OUTPUT_DIR={chosen}" if chosen else "the default"
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        problem = "is not a folder" if not existing.is_dir() else "is not writable (permissions)"
+        raise UsageError(f"cannot write into {folder} (from {source}): {existing} {problem}; use --runs-dir")
+    return folder, f"from {source}"
+
+
+class ThisPython(AsyncKernelManager):
+    """A kernel of the Python that runs the runner, never a "python3" kernelspec of another environment."""
+
+    @default("kernel_spec_manager")
+    def _own_spec_only(self) -> KernelSpecManager:
+        return KernelSpecManager(kernel_dirs=[])  # "python3" is then ipykernel's spec of sys.executable
+
+    @default("transport_encryption")
+    def _encrypted(self) -> str:  # CurveZMQ: no other user of a shared machine reads or sends its messages
+        return "auto" if zmq.has("curve") else "disabled"
+
+
+def execute(path: Path, output: Path, parameters: dict, options: Any) -> tuple[str, dict | None]:
+    """Execute ``path`` into ``output`` (saved after each cell) with ``parameters`` injected, in a fresh
+    kernel in the notebook's folder, shut down whatever happens; ``options.timeout`` (minutes) limits the
+    whole notebook. Returns the status and, unless ok, the cell it stopped in and the error."""
+    deadline = time.monotonic() + 60 * (options.timeout or 0)
+    try:
+        papermill.execute_notebook(
+            path, output, parameters=parameters, cwd=path.parent, kernel_name="python3",
+            progress_bar=sys.stderr.isatty() and {"desc": path.stem},
+            stdout_file=sys.stdout if options.log_output else None,
+            stderr_file=sys.stderr if options.log_output else None,
+            # Passed on to nbclient: the kernel, and for each cell what is left of the notebook's time.
+            kernel_manager_class=ThisPython,
+            timeout_func=(lambda cell: max(deadline - time.monotonic(), 0.01)) if options.timeout else None,
+            shutdown_kernel="immediate",  # after a timeout or a signal the kernel may still be busy
+        )  # fmt: skip
+        return OK, None
+    except papermill.PapermillExecutionError as error:  # the notebook's code raised; papermill marked it
+        status, ename, evalue = FAILED, error.ename, error.evalue
+    except CellTimeoutError:
+        status, ename, evalue = TIMEOUT, "Timeout", f"it ran longer than --timeout {options.timeout:g} min"
+    except KeyboardInterrupt as stop:
+        status, ename = INTERRUPTED, signal_name(stop)
+        evalue = f"stopped by {'Ctrl-C' if ename == 'SIGINT' else ename}"
+    except Exception as error:  # a kernel that died (out of memory?) or did not start
+        status, ename, evalue = FAILED, type(error).__name__, str(error)
+    try:  # the cell it stopped in: the last one papermill started
+        cells = editions.read_notebook(output).cells
+        cell = [c for c in cells if c.metadata.get("papermill", {}).get("start_time")][-1]
+        where = f"In [{cell.execution_count or ' '}] `{cell.source.strip().splitlines()[0][:80]}`"
+    except (editions.EditionError, IndexError):
+        where = "the start, before any cell"
+    return status, {"cell": where, "ename": ename, "evalue": evalue}
+
+
+@dataclass
+class Result:
+    """How one notebook ended. ``error``: the ``cell`` it stopped in, ``ename`` and ``evalue``."""
+
+    notebook: str
+    parameters: dict[str, Any]  # the -p values it got
+    status: str = NOT_RUN
+    seconds: float | None = None
+    error: dict[str, str] | None = None
+    metrics: dict[str, Any] | None = None
+
+
+@dataclass
+class Summary:
+    """A batch run: with what, where (``folder``: the run folder; None in place), how each notebook ended."""
+
+    results: list[Result]
+    profile: str
+    requested_profile: str
+    edition: str | None
+    folder: Path | None = None
+    started: datetime = field(default_factory=datetime.now)
+    stopped: str | None = None  # the signal that stopped the run outside a notebook
+    environment: dict[str, str] = field(default_factory=describe_environment)  # where times were taken
+
+    def exit_code(self) -> int:
+        """0: every notebook ok; 128 + the signal's number when one stopped the run; else 1."""
+        stops = [r.error["ename"] for r in self.results if r.status == INTERRUPTED and r.error]
+        if stop := self.stopped or next(iter(stops), None):
+            return 128 + signal.Signals[stop]
+        return 0 if all(r.status == OK for r in self.results) else 1
+
+    def table(self) -> str:
+        """A row per notebook (its accuracy named by its model: ``row LSTM 98.58 %``), then the -p values."""
+        rows, notes = [], []
+        for r in self.results:
+            metrics = r.metrics or {}
+            accuracy, count = metrics.get("test_accuracy"), metrics.get("parameters")
+            accuracy = f"{100 * accuracy:.2f} %" if isinstance(accuracy, (int, float)) else ""
+            accuracy = f"{metrics['model']} {accuracy}" if accuracy and metrics.get("model") else accuracy
+            minutes = "" if r.seconds is None else f"{r.seconds / 60:.2f}"
+            count = f"{count:,}" if isinstance(count, int) else ""
+            device, profile = metrics.get("device", ""), metrics.get("profile", "")
+            rows.append([r.notebook, r.status, minutes, accuracy, count, device, profile])
+            given = ", ".join(f"{name}={value!r}" for name, value in r.parameters.items())
+            notes += [f"{r.notebook} ran with -p {given}"] if given and r.status != NOT_RUN else []
+        header = ("notebook", "status", "minutes", "test accuracy", "parameters", "device", "profile")
+        return "\n".join([format_table(rows, header, align="llrrrll"), *notes])
+
+    def write(self) -> None:
+        """Write ``summary.json`` and ``summary.md`` (the table, and why each notebook that stopped did)."""
+        record = asdict(self) | {"folder": self.folder.name, "exit_code": self.exit_code()}
+        atomic_write(self.folder / "summary.json", json.dumps(record, indent=2, default=str) + "\n")
+        asked = f" (from `{self.requested_profile}`)" if self.requested_profile != self.profile else ""
+        text = f"# Course run {self.folder.name}\n\nEdition {self.edition}, profile **{self.profile}**{asked}"
+        text += f": each notebook ran into `<notebook>.ipynb` and `.html` here.\n\n```\n{self.table()}\n```\n"
+        text += "\nOn " + ", ".join(f"{name} {value}" for name, value in self.environment.items()) + ".\n"
+        for r in self.results:
+            if error := r.error:
+                text += f"\n**{r.notebook}** stopped at {error['cell']}:\n\n```\n{error['ename']}: "
+                text += f"{error['evalue']}\n```\n"
+        atomic_write(self.folder / "summary.md", text)
+
+
+def run(paths: list[Path], options: Any) -> int:
+    """Check everything, then execute ``paths`` in order, as ``options`` (the command line) say; returns the
+    exit status. ``run``: each notebook, with its HTML, goes into a new run folder, where it writes its
+    metrics (it gets ``OUTPUT_DIR``) beside the summary. ``outputs``: each is written back in place."""
+    values = [(name, parse_value(name, text)) for name, text in options.parameter]
+    concrete, declared, given = prepare(paths, options.profile, values)
+    data_dir = default_data_dir(next((value for name, value in values if name.upper() == "DATA_DIR"), None))
+    (folder, source), in_place = output_folder(options), options.command == "outputs"
+    check_datasets(paths, data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    results = [Result(path.stem, given[path]) for path in paths]
+    summary = Summary(results, concrete, options.profile, options.edition)
+    ours = {"PROFILE": concrete}  # in place, the notebooks run as written but for the profile
+    if not in_place:  # a new folder <YYYYmmdd-HHMMSS>-<profile>, -2, -3, ... when the name is taken
+        for attempt in range(1, 1000):
+            name = f"{summary.started:%Y%m%d-%H%M%S}-{concrete}" + (f"-{attempt}" if attempt > 1 else "")
+            with contextlib.suppress(FileExistsError):
+                (folder / name).mkdir(parents=True)
+                break
+        summary.folder = folder = folder / name
+        ours |= {"OUTPUT_DIR": str(folder), "DATA_DIR": str(data_dir)}
+    os.environ.update(COURSE_PROGRESS="text", MPLBACKEND="Agg")  # for the kernels: no widgets, no windows
+    logging.getLogger("papermill").setLevel(logging.CRITICAL)  # the runner reports every outcome itself
+    asked = f" (from {options.profile})" if options.profile != concrete else ""
+    print(f"Running {len(paths)} notebook(s) of edition {options.edition}, profile {concrete}{asked},")
+    print(f"{'in place; failed executions in' if in_place else 'into'} {display_path(folder)} ({source})")
+    try:
+        for number, (path, result) in enumerate(zip(paths, results), start=1):
+            if summary.folder:
+                summary.write()
+            print(f"[{number}/{len(paths)}] {path.stem} ...", flush=True)
+            result.status = INTERRUPTED  # until it ends otherwise: a signal may come at any moment
+            original, started = path.read_bytes(), time.perf_counter()
+            output = folder / (f"{path.stem}.executed.ipynb" if in_place else path.name)
+            injected = {name: ours[name.upper()] for name in declared[path] if name.upper() in ours}
+            result.status, result.error = execute(path, output, injected | result.parameters, options)
+            result.seconds = round(time.perf_counter() - started, 1)
+            print(f"    {result.status.upper()} after {result.seconds:.1f} s", flush=True)
+            if error := result.error:
+                print(f"    {path.stem} stopped at {error['cell']}\n    {error['ename']}: {error['evalue']}")
+            if in_place:
+                write_back(path, original, output, result)
+            elif output.exists():  # the HTML beside the executed notebook, and the metrics it wrote
+                atomic_write(output.with_suffix(".html"), HTMLExporter().from_filename(str(output))[0])
+                with contextlib.suppress(OSError, ValueError):
+                    result.metrics = json.loads((folder / path.stem / "metrics.json").read_text())
+            if result.status == INTERRUPTED or (result.status != OK and not options.keep_going):
+                break
+    except KeyboardInterrupt as stop:  # between two notebooks, or while one was being kept
+        summary.stopped = signal_name(stop)
+    print(f"\nEdition {options.edition}, profile {concrete}:\n{summary.table()}")
+    if summary.folder:
+        summary.write()
+        print(f"\nExecuted notebooks and summary: {display_path(folder)}")
+    sys.stdout.flush()
+    return summary.exit_code()
+
+
+def write_back(path: Path, original: bytes, executed: Path, result: Result) -> None:
+    """``outputs``: write the execution of ``path`` back in place, then into its translations. One that
+    stopped is left unchanged, its execution kept as ``failed-<name>.ipynb``; one that changed on disk while
+    it ran (a teacher saved an edit) is not overwritten, its execution kept as ``<name>.executed.ipynb``."""
+    if result.status != OK:
+        failed = executed.with_name(f"failed-{path.name}")
+        if executed.exists():  # papermill writes it from the start of the execution
+            executed.replace(failed)
+        print(f"    {display_path(path)} is unchanged; the failed execution is in {display_path(failed)}")
+        return
+    if path.read_bytes() != original:
+        result.status = NOT_SAVED
+        print(f"    NOT SAVED: {display_path(path)} changed while it ran (an edit saved?), so it was not "
+              f"overwritten; its execution is in {display_path(executed)}")  # fmt: skip
+        return
+    notebook, ran = editions.read_notebook(path), editions.read_notebook(executed)
+    editions.write_notebook(path, editions.with_outputs(notebook, ran))
+    executed.unlink()
+    for edition in editions.TRANSLATED:
+        if (translated := editions.counterpart(path, edition)).is_file():
+            try:
+                done = "outputs copied" if editions.sync_edition(path, translated) else "in step"
+                print(f"    {editions.LANGUAGES[edition]} edition: {display_path(translated)}, {done}")
+            except editions.EditionError as error:
+                print(f"    NOT SYNCED: {error}".replace("\n", "\n      "))
+                result.status = NOT_SYNCED

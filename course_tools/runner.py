@@ -307,12 +307,17 @@ def run(paths: list[Path], options: Any) -> int:
             print(f"    {result.status.upper()} after {result.seconds:.1f} s", flush=True)
             if error := result.error:
                 print(f"    {path.stem} stopped at {error['cell']}\n    {error['ename']}: {error['evalue']}")
+            with contextlib.suppress(OSError, ValueError):  # the metrics it wrote (OUTPUT_DIR/<notebook>)
+                metrics = folder / path.stem / "metrics.json"
+                result.metrics = (
+                    json.loads(metrics.read_text())
+                    if metrics.stat().st_mtime > time.time() - result.seconds
+                    else None
+                )
             if in_place:
                 write_back(path, original, output, result)
-            elif output.exists():  # the HTML beside the executed notebook, and the metrics it wrote
+            elif output.exists():  # the HTML beside the executed notebook
                 atomic_write(output.with_suffix(".html"), HTMLExporter().from_filename(str(output))[0])
-                with contextlib.suppress(OSError, ValueError):
-                    result.metrics = json.loads((folder / path.stem / "metrics.json").read_text())
             if result.status == INTERRUPTED or (result.status != OK and not options.keep_going):
                 break
     except KeyboardInterrupt as stop:  # between two notebooks, or while one was being kept

@@ -24,6 +24,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from course_tools import editions, runner
 from course_tools.cli import main
 from course_utils import settings
+from course_utils.data import default_data_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -445,8 +446,8 @@ def test_outputs_writes_the_notebooks_back_and_into_their_translations(tmp_path,
 
 
 def test_notebook_01_runs_end_to_end_under_the_smoke_profile(tmp_path):
-    if not os.environ.get("COURSE_DATA_DIR"):
-        pytest.skip("COURSE_DATA_DIR is not set: the real notebooks need MNIST and CIFAR-10")
+    if not all((default_data_dir() / f"{name}.npz").is_file() for name in ("mnist", "cifar10")):
+        pytest.skip(f"no mnist.npz and cifar10.npz in {default_data_dir()}: the real notebooks need them")
     command = ["run", "--profile", "smoke", "--only", "01", "--runs-dir", tmp_path]
     result = subprocess.run(
         [sys.executable, "-m", "course_utils", *command],

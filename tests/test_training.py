@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils.data import Batches, TrainingData, load_dataset, make_batches
+from course_utils.data import Batches, TrainingData, default_data_dir, load_dataset, make_batches
 from course_utils.environment import seed_everything
 from course_utils.evaluation import evaluate
 from course_utils.models import LeNet5, SequenceRNN
@@ -525,7 +525,9 @@ def test_fit_moves_cpu_batches_to_its_gpu(precision):
     assert history.last["val_accuracy"] > 0.9
 
 
-@pytest.mark.skipif(not os.environ.get("COURSE_DATA_DIR"), reason="COURSE_DATA_DIR is not set: no real MNIST")
+@pytest.mark.skipif(
+    not (default_data_dir() / "mnist.npz").is_file(), reason="no mnist.npz in the data folder"
+)
 def test_lenet5_learns_real_mnist_in_a_few_seconds():
     seed_everything(0)
     data = make_batches(load_dataset("mnist"), batch_size=64, train_subset=6000, test_subset=2000, seed=0)

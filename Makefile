@@ -2,7 +2,7 @@
 #   make test     create .venv if needed, install the project with its dev tools, run every check
 #   make course   same set-up, then run the whole course in batch (PROFILE=auto|smoke|quick|full)
 # and, for working interactively:
-#   make lab      JupyterLab on the notebooks
+#   make lab      JupyterLab, rooted at the repository, open on notebooks/
 #   make outputs  re-execute every notebook in place so its stored outputs match the code, and copy
 #                 its code cells and outputs into the Chinese edition (notebooks/zh), which is never
 #                 executed itself: both editions stay in step (python -m course_utils editions check)
@@ -40,8 +40,10 @@ test: lint
 course: setup
 	$(BIN)/python -m course_utils run --profile $(PROFILE) $(RUN_ARGS)
 
+# The server's root is the repository (so that links such as ../images/... resolve, and relative paths in
+# COURSE_DATA_DIR or COURSE_OUTPUT_DIR are read from here, as everywhere else); it opens on notebooks/.
 lab: setup
-	$(BIN)/jupyter lab $(ALLOW_ROOT) $(LAB_ARGS) notebooks
+	$(BIN)/jupyter lab $(ALLOW_ROOT) --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
 
 # The English notebooks only: each one rewritten is synced into notebooks/zh/ by the same command.
 outputs: setup

@@ -43,7 +43,7 @@ ZH: dict[str, str] = {
     # draw_sliding_window
     "A {k}×{k} window on a {n}×{n} input, padding {p}, stride {s}{dilation} → {out}×{out} output\n"
     "output size {formula}": (
-        "{k}×{k} 窗口在 {n}×{n} 输入上滑动：填充 {p}，步长 {s}{dilation} → {out}×{out} 输出\n"
+        "{k}×{k} 窗口在 {n}×{n} 输入上滑动：填充 {p}，步幅 {s}{dilation} → {out}×{out} 输出\n"
         "输出尺寸 {formula}"
     ),
     ", dilation {d}": "，空洞 {d}",
@@ -61,7 +61,7 @@ ZH: dict[str, str] = {
     ),
     "{x} = row {row}": "{x} = 第 {row} 行",
     "RNN cell\ntanh": "循环单元\ntanh",
-    "fc\n10 logits": "全连接层\n10 个输出",
+    "fc\n10 logits": "全连接层\n10 个分数",
     "shared weights: one $W_{{xh}}$, one $W_{{hh}}$, one $b$ for all {steps} steps; "
     "training backpropagates through time (BPTT)": (
         "权值共享：全部 {steps} 个时间步共用一个 $W_{{xh}}$、一个 $W_{{hh}}$ 和一个 $b$；"
@@ -77,28 +77,28 @@ ZH: dict[str, str] = {
     "reshape": "改变形状",
     "{kernel} conv{padding}": "{kernel} 卷积{padding}",
     ", pad {p}": "，填充 {p}",
-    "max-pool {k}×{k}\nstride {s}": "最大池化 {k}×{k}\n步长 {s}",
-    "avg-pool {k}×{k}\nstride {s}": "平均池化 {k}×{k}\n步长 {s}",
+    "max-pool {k}×{k}\nstride {s}": "最大池化 {k}×{k}\n步幅 {s}",
+    "avg-pool {k}×{k}\nstride {s}": "平均池化 {k}×{k}\n步幅 {s}",
     "linear\n{inputs} → {outputs}": "全连接层\n{inputs} → {outputs}",
-    "(logits)": "（未归一化的分数）",
+    "(logits)": "（原始分数）",
     "{count:,} params": "{count:,} 个参数",
     "no params": "无参数",
     # draw_residual_block
     "Residual learning (He et al., 2016): the layers learn F(x), the shortcut carries x to the addition\n"
     "(BN: batch normalisation; option A is the paper's choice for CIFAR-10, section 4.2)": (
         "残差学习（He et al., 2016）：各层学习 F(x)，捷径连接把 x 送到加法处\n"
-        "（BN：批归一化；方案 A 是论文在 CIFAR-10 上的选择，见第 4.2 节）"
+        "（BN：批量规范化；方案 A 是论文在 CIFAR-10 上的选择，见第 4.2 节）"
     ),
     "plain block": "普通块",
     "basic residual block": "基本残差块",
     "shape changes, option {option}": "形状改变，方案 {option}",
     "conv 3×3, {channels}": "3×3 卷积，{channels}",
-    ", stride {stride}": "，步长 {stride}",
+    ", stride {stride}": "，步幅 {stride}",
     "identity\n$x$\n{params}": "恒等映射\n$x$\n{params}",
     "every 2nd pixel,\n+{channels} zero channels\n{params}": (
         "隔行隔列取样，\n+{channels} 个全零通道\n{params}"
     ),
-    "1×1 conv, stride {stride}\n+ BN\n{params}": "1×1 卷积，步长 {stride}\n+ BN\n{params}",
+    "1×1 conv, stride {stride}\n+ BN\n{params}": "1×1 卷积，步幅 {stride}\n+ BN\n{params}",
     "shortcut": "捷径",
 }
 

@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import signal
-import stat
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,7 +24,9 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError
 from nbconvert import HTMLExporter
+from nbformat.v4 import new_markdown_cell
 from traitlets import default
+from traitlets.config import Config
 
 from course_tools import editions
 from course_utils import settings
@@ -35,6 +36,7 @@ from course_utils.tables import format_table
 
 OK, FAILED, TIMEOUT, INTERRUPTED = "ok", "failed", "timeout", "interrupted"
 NOT_RUN, NOT_SAVED, NOT_SYNCED = "not run", "not saved", "not synced"
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C; `timeout`, kill; the terminal closed
 #: What the runner injects itself, and the option to use instead of a ``-p`` for it.
 RUNNER_PARAMETERS = {"PROFILE": "--profile", "OUTPUT_DIR": "--runs-dir (notebooks write into the run folder)"}
 
@@ -43,52 +45,42 @@ class UsageError(Exception):
     """A run that cannot start (exit status 2); the message says why and what to do."""
 
 
-class Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised where the runner is, so that it stops the run as Ctrl-C does."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
 def signal_name(stop: KeyboardInterrupt) -> str:
-    """``SIGINT`` for Ctrl-C, else the signal a :class:`Stopped` carries."""
-    return signal.Signals(getattr(stop, "signum", signal.SIGINT)).name
+    """The signal that raised ``stop`` (see :func:`stop_on_signals`), or ``SIGINT`` for a plain Ctrl-C."""
+    return str(stop.args[0]) if stop.args else "SIGINT"
 
 
 @contextlib.contextmanager
 def stop_on_signals():
-    """Within: SIGTERM and SIGHUP raise :class:`Stopped`, unless ignored when we started (``nohup``)."""
+    """Within: Ctrl-C, SIGTERM and SIGHUP raise ``KeyboardInterrupt("SIGTERM")`` (its name) unless ignored at
+    the start (``nohup``); after the first, all three are ignored: what ran is kept whole, with its status."""
 
     def stop(signum: int, frame: Any) -> None:
-        # After SIGHUP the terminal may be gone and a print fail (EIO) before the run is saved: print nowhere.
-        for fd in (1, 2) if signum == signal.SIGHUP else ():
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
-        raise Stopped(signum)
+        for each in SIGNALS:
+            signal.signal(each, signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
     for signum, handler in previous.items():
-        if handler == signal.SIG_DFL:
+        if handler in (signal.SIG_DFL, signal.default_int_handler):
             signal.signal(signum, stop)
     try:
         yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    finally:  # after a signal, all stay ignored: the process ends with its status
+        for signum in (signum for signum in SIGNALS if signal.getsignal(signum) is stop):
+            signal.signal(signum, previous[signum])
 
 
 def parse_value(name: str, text: str) -> Any:
     """A ``-p`` value read as Python (``3``, ``0.5``, ``[1, 2]``, ``'text'``; ``true``, ``false``, ``none`` in
     any case), else the text itself. UsageError for a number that is not finite (``1e999``, ``inf``)."""
-    keywords = {"true": True, "false": False, "none": None}
-    if text.strip().lower() in keywords:
-        return keywords[text.strip().lower()]
+    text = text.strip()  # the command line pads "-1e-3" as "-1e-3 "
+    text = text.capitalize() if text.lower() in ("true", "false", "none") else text
     with contextlib.suppress(ValueError):
         if not math.isfinite(float(text)):  # float() reads "inf" and "nan" too; no setting means them
             raise UsageError(f"-p {name} {text}: not a finite number; give one such as 0.01")
     try:
-        return ast.literal_eval(text.strip())
+        return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return text
 
@@ -110,12 +102,11 @@ def prepare(paths: list[Path], profile: str, values: list[tuple[str, Any]]) -> t
             raise UsageError(f"-p {name}: no notebook declares it; they declare:{listed}")
         for path, declared_name in takers:
             given[path][declared_name] = value
-    for path in paths:
-        try:
-            if given[path] and path.stem in settings.RECIPES:
-                settings.check_parameters(path.stem, concrete, given[path])
-        except settings.SettingsError as error:
-            raise UsageError(f"{path.stem}: {error}") from None
+    try:
+        for path in (path for path in paths if given[path] and path.stem in settings.RECIPES):
+            settings.check_parameters(path.stem, concrete, given[path])
+    except settings.SettingsError as error:
+        raise UsageError(f"{path.stem}: {error}") from None
     return concrete, declared, given
 
 
@@ -141,19 +132,25 @@ def check_datasets(paths: list[Path], data_dir: Path) -> None:
         )
 
 
-def output_folder(options: Any) -> tuple[Path, str]:
-    """Where a run writes, and which setting chose it: ``outputs``, the person's outputs folder; ``run``,
-    ``--runs-dir``, else ``$COURSE_OUTPUT_DIR/runs``, else ``runs/``. UsageError if it cannot be written."""
-    if options.command == "outputs":
-        return settings.output_root(), "your outputs folder"  # checked as the notebooks check it
-    chosen = os.environ.get("COURSE_OUTPUT_DIR", "").strip()
-    folder = Path(options.runs_dir or Path(chosen or project_root()) / "runs").absolute()
-    source = "--runs-dir" if options.runs_dir else f"COURSE_OUTPUT_DIR={chosen}" if chosen else "the default"
-    existing = next(path for path in (folder, *folder.parents) if path.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        problem = "is not a folder" if not existing.is_dir() else "is not writable (permissions)"
-        raise UsageError(f"cannot write into {folder} (from {source}): {existing} {problem}; use --runs-dir")
-    return folder, f"from {source}"
+def output_folder(options: Any, name: str) -> tuple[Path, str]:
+    """Make the folder a run writes into (``os.access`` would not do: root passes it in ``/proc``), and say
+    which setting chose it: ``outputs``, the person's outputs folder; ``run``, a new folder ``name`` (-2, -3,
+    … when taken) in ``--runs-dir``, ``$COURSE_OUTPUT_DIR/runs`` or ``runs/``. UsageError if it cannot."""
+    env = os.environ.get("COURSE_OUTPUT_DIR", "").strip()
+    parent = Path(options.runs_dir or Path(env or project_root()) / "runs").absolute()
+    source = f"from {'--runs-dir' if options.runs_dir else f'COURSE_OUTPUT_DIR={env}' if env else 'default'}"
+    if options.command == "outputs":  # made there, or given: made here if need be
+        parent, source, name = settings.output_root(), "your outputs folder", ""
+    for number in range(1, 1000):
+        folder = parent / (f"{name}-{number}" if number > 1 else name)
+        try:
+            folder.mkdir(parents=True, exist_ok=not name)
+            return folder, source
+        except FileExistsError:  # a run folder of the same second
+            continue
+        except OSError as error:
+            raise UsageError(f"cannot write into {parent} ({source}): {error}") from None
+    raise UsageError(f"{parent}: {name} and the 998 run folders after it exist; use --runs-dir")
 
 
 class ThisPython(AsyncKernelManager):
@@ -163,15 +160,12 @@ class ThisPython(AsyncKernelManager):
     def _own_spec_only(self) -> KernelSpecManager:
         return KernelSpecManager(kernel_dirs=[])  # "python3" is then ipykernel's spec of sys.executable
 
-    @default("transport_encryption")
-    def _encrypted(self) -> str:  # CurveZMQ: no other user of a shared machine reads or sends its messages
-        return "auto" if zmq.has("curve") else "disabled"
-
 
 def execute(path: Path, output: Path, parameters: dict, options: Any) -> tuple[str, dict | None]:
     """Execute ``path`` into ``output`` (saved after each cell) with ``parameters`` injected, in a fresh
     kernel in the notebook's folder, shut down whatever happens; ``options.timeout`` (minutes) limits the
-    whole notebook. Returns the status and, unless ok, the cell it stopped in and the error."""
+    whole notebook. Returns the status and, unless ok, the cell it stopped in and the error; one stopped by a
+    signal or the timeout says so in a first cell (papermill marks an error in a cell its own way)."""
     deadline = time.monotonic() + 60 * (options.timeout or 0)
     try:
         papermill.execute_notebook(
@@ -179,8 +173,11 @@ def execute(path: Path, output: Path, parameters: dict, options: Any) -> tuple[s
             progress_bar=sys.stderr.isatty() and {"desc": path.stem},
             stdout_file=sys.stdout if options.log_output else None,
             stderr_file=sys.stderr if options.log_output else None,
-            # Passed on to nbclient: the kernel, and for each cell what is left of the notebook's time.
+            # nbclient's: the kernel; its keys, here (not in /tmp, where a killed runner leaves them), and
+            # CurveZMQ (no other user of a shared machine reads or sends its messages); its time.
             kernel_manager_class=ThisPython,
+            config=Config(KernelManager={"connection_file": str(output.with_suffix(".kernel.json")),
+                                         "transport_encryption": "auto" if zmq.has("curve") else "disabled"}),
             timeout_func=(lambda cell: max(deadline - time.monotonic(), 0.01)) if options.timeout else None,
             shutdown_kernel="immediate",  # after a timeout or a signal the kernel may still be busy
         )  # fmt: skip
@@ -192,14 +189,16 @@ def execute(path: Path, output: Path, parameters: dict, options: Any) -> tuple[s
     except KeyboardInterrupt as stop:
         status, ename = INTERRUPTED, signal_name(stop)
         evalue = f"stopped by {'Ctrl-C' if ename == 'SIGINT' else ename}"
-    except Exception as error:  # a kernel that died (out of memory?) or did not start
+    except Exception as error:  # a full disk (it saves after each cell); a kernel that died or never began
         status, ename, evalue = FAILED, type(error).__name__, str(error)
-    try:  # the cell it stopped in: the last one papermill started
-        cells = editions.read_notebook(output).cells
-        cell = [c for c in cells if c.metadata.get("papermill", {}).get("start_time")][-1]
+    where = "the start, before any cell"
+    with contextlib.suppress(editions.EditionError, IndexError, OSError):  # the last cell papermill started
+        notebook = editions.read_notebook(output)
+        cell = [c for c in notebook.cells if c.metadata.get("papermill", {}).get("start_time")][-1]
         where = f"In [{cell.execution_count or ' '}] `{cell.source.strip().splitlines()[0][:80]}`"
-    except (editions.EditionError, IndexError):
-        where = "the start, before any cell"
+        if status != FAILED:  # papermill marks an error in a cell: the rest is marked here, for the HTML too
+            notebook.cells.insert(0, new_markdown_cell(f"**{status.upper()}** at {where}: {ename}: {evalue}"))
+            editions.write_notebook(output, notebook)
     return status, {"cell": where, "ename": ename, "evalue": evalue}
 
 
@@ -230,20 +229,17 @@ class Summary:
 
     def exit_code(self) -> int:
         """0: every notebook ok; 128 + the signal's number when one stopped the run; else 1."""
-        stops = [r.error["ename"] for r in self.results if r.status == INTERRUPTED and r.error]
-        if stop := self.stopped or next(iter(stops), None):
-            return 128 + signal.Signals[stop]
-        return 0 if all(r.status == OK for r in self.results) else 1
+        stop = self.stopped or next((r.error["ename"] for r in self.results if r.status == INTERRUPTED), None)
+        return 128 + signal.Signals[stop] if stop else int(any(r.status != OK for r in self.results))
 
     def table(self) -> str:
         """A row per notebook (its accuracy named by its model: ``row LSTM 98.58 %``), then the -p values."""
         rows, notes = [], []
         for r in self.results:
-            metrics = r.metrics or {}
+            metrics, minutes = r.metrics or {}, "" if r.seconds is None else f"{r.seconds / 60:.2f}"
             accuracy, count = metrics.get("test_accuracy"), metrics.get("parameters")
             accuracy = f"{100 * accuracy:.2f} %" if isinstance(accuracy, (int, float)) else ""
             accuracy = f"{metrics['model']} {accuracy}" if accuracy and metrics.get("model") else accuracy
-            minutes = "" if r.seconds is None else f"{r.seconds / 60:.2f}"
             count = f"{count:,}" if isinstance(count, int) else ""
             device, profile = metrics.get("device", ""), metrics.get("profile", "")
             rows.append([r.notebook, r.status, minutes, accuracy, count, device, profile])
@@ -253,18 +249,21 @@ class Summary:
         return "\n".join([format_table(rows, header, align="llrrrll"), *notes])
 
     def write(self) -> None:
-        """Write ``summary.json`` and ``summary.md`` (the table, and why each notebook that stopped did)."""
+        """Write ``summary.json`` and ``summary.md``: the table, why each notebook stopped (or why not)."""
         record = asdict(self) | {"folder": self.folder.name, "exit_code": self.exit_code()}
-        atomic_write(self.folder / "summary.json", json.dumps(record, indent=2, default=str) + "\n")
         asked = f" (from `{self.requested_profile}`)" if self.requested_profile != self.profile else ""
         text = f"# Course run {self.folder.name}\n\nEdition {self.edition}, profile **{self.profile}**{asked}"
         text += f": each notebook ran into `<notebook>.ipynb` and `.html` here.\n\n```\n{self.table()}\n```\n"
         text += "\nOn " + ", ".join(f"{name} {value}" for name, value in self.environment.items()) + ".\n"
         for r in self.results:
             if error := r.error:
-                text += f"\n**{r.notebook}** stopped at {error['cell']}:\n\n```\n{error['ename']}: "
+                text += f"\n**{r.notebook}**, {r.status}, at {error['cell']}:\n\n```\n{error['ename']}: "
                 text += f"{error['evalue']}\n```\n"
-        atomic_write(self.folder / "summary.md", text)
+        try:
+            atomic_write(self.folder / "summary.json", json.dumps(record, indent=2, default=str) + "\n")
+            atomic_write(self.folder / "summary.md", text)
+        except OSError as error:
+            print(f"    The summary was not saved: {error}")
 
 
 def run(paths: list[Path], options: Any) -> int:
@@ -274,19 +273,13 @@ def run(paths: list[Path], options: Any) -> int:
     values = [(name, parse_value(name, text)) for name, text in options.parameter]
     concrete, declared, given = prepare(paths, options.profile, values)
     data_dir = default_data_dir(next((value for name, value in values if name.upper() == "DATA_DIR"), None))
-    (folder, source), in_place = output_folder(options), options.command == "outputs"
     check_datasets(paths, data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    results = [Result(path.stem, given[path]) for path in paths]
+    results, in_place = [Result(path.stem, given[path]) for path in paths], options.command == "outputs"
     summary = Summary(results, concrete, options.profile, options.edition)
+    folder, source = output_folder(options, f"{summary.started:%Y%m%d-%H%M%S}-{concrete}")
     ours = {"PROFILE": concrete}  # in place, the notebooks run as written but for the profile
-    if not in_place:  # a new folder <YYYYmmdd-HHMMSS>-<profile>, -2, -3, ... when the name is taken
-        for attempt in range(1, 1000):
-            name = f"{summary.started:%Y%m%d-%H%M%S}-{concrete}" + (f"-{attempt}" if attempt > 1 else "")
-            with contextlib.suppress(FileExistsError):
-                (folder / name).mkdir(parents=True)
-                break
-        summary.folder = folder = folder / name
+    if not in_place:
+        summary.folder = folder
         ours |= {"OUTPUT_DIR": str(folder), "DATA_DIR": str(data_dir)}
     os.environ.update(COURSE_PROGRESS="text", MPLBACKEND="Agg")  # for the kernels: no widgets, no windows
     logging.getLogger("papermill").setLevel(logging.CRITICAL)  # the runner reports every outcome itself
@@ -298,7 +291,6 @@ def run(paths: list[Path], options: Any) -> int:
             if summary.folder:
                 summary.write()
             print(f"[{number}/{len(paths)}] {path.stem} ...", flush=True)
-            result.status = INTERRUPTED  # until it ends otherwise: a signal may come at any moment
             original, started = path.read_bytes(), time.perf_counter()
             output = folder / (f"{path.stem}.executed.ipynb" if in_place else path.name)
             injected = {name: ours[name.upper()] for name in declared[path] if name.upper() in ours}
@@ -309,42 +301,34 @@ def run(paths: list[Path], options: Any) -> int:
                 print(f"    {path.stem} stopped at {error['cell']}\n    {error['ename']}: {error['evalue']}")
             with contextlib.suppress(OSError, ValueError):  # the metrics it wrote (OUTPUT_DIR/<notebook>)
                 metrics = folder / path.stem / "metrics.json"
-                result.metrics = (
-                    json.loads(metrics.read_text())
-                    if metrics.stat().st_mtime > time.time() - result.seconds
-                    else None
-                )
-            if in_place:
-                write_back(path, original, output, result)
-            elif output.exists():  # the HTML beside the executed notebook
-                atomic_write(output.with_suffix(".html"), HTMLExporter().from_filename(str(output))[0])
+                fresh = metrics.stat().st_mtime > time.time() - result.seconds
+                result.metrics = json.loads(metrics.read_text()) if fresh else None
+            try:  # the HTML beside the executed notebook, or (outputs) the notebook written back
+                if in_place and result.status == OK:  # else its execution stays in the outputs folder
+                    write_back(path, original, output, result)
+                elif not in_place and output.exists():
+                    atomic_write(output.with_suffix(".html"), HTMLExporter().from_filename(str(output))[0])
+            except (OSError, ValueError) as error:  # a full disk; a notebook cut short by one; an edit
+                print(f"    NOT SAVED: {error}")
+                if result.status == OK:
+                    result.status = NOT_SAVED
+                    result.error = {"cell": "its end", "ename": type(error).__name__, "evalue": str(error)}
             if result.status == INTERRUPTED or (result.status != OK and not options.keep_going):
                 break
-    except KeyboardInterrupt as stop:  # between two notebooks, or while one was being kept
+    except KeyboardInterrupt as stop:  # between two notebooks, or while one was kept
         summary.stopped = signal_name(stop)
     print(f"\nEdition {options.edition}, profile {concrete}:\n{summary.table()}")
     if summary.folder:
         summary.write()
         print(f"\nExecuted notebooks and summary: {display_path(folder)}")
-    sys.stdout.flush()
     return summary.exit_code()
 
 
 def write_back(path: Path, original: bytes, executed: Path, result: Result) -> None:
-    """``outputs``: write the execution of ``path`` back in place, then into its translations. One that
-    stopped is left unchanged, its execution kept as ``failed-<name>.ipynb``; one that changed on disk while
-    it ran (a teacher saved an edit) is not overwritten, its execution kept as ``<name>.executed.ipynb``."""
-    if result.status != OK:
-        failed = executed.with_name(f"failed-{path.name}")
-        if executed.exists():  # papermill writes it from the start of the execution
-            executed.replace(failed)
-        print(f"    {display_path(path)} is unchanged; the failed execution is in {display_path(failed)}")
-        return
-    if path.read_bytes() != original:
-        result.status = NOT_SAVED
-        print(f"    NOT SAVED: {display_path(path)} changed while it ran (an edit saved?), so it was not "
-              f"overwritten; its execution is in {display_path(executed)}")  # fmt: skip
-        return
+    """``outputs``: write the execution of ``path``, which ran to the end, back in place, then into its
+    translations; not over an edit saved while it ran (OSError: its execution stays in the outputs folder)."""
+    if path.read_bytes() != original:  # not saved: see run
+        raise OSError(f"{display_path(path)} was edited while it ran; its run is in {display_path(executed)}")
     notebook, ran = editions.read_notebook(path), editions.read_notebook(executed)
     editions.write_notebook(path, editions.with_outputs(notebook, ran))
     executed.unlink()

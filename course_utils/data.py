@@ -16,6 +16,7 @@ import contextlib
 import math
 import os
 import stat
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,10 +126,9 @@ def read_npz(name: str, path: Path) -> dict[str, np.ndarray]:
             f"it is not damaged. Ask {owner} to run `chmod a+r {path}`, or set COURSE_DATA_DIR to a "
             f"folder of your own that holds {name}.npz."
         ) from None
-    except Exception as error:  # zip, zlib, pickle and OS errors all mean: not a readable .npz of arrays
-        raise DatasetError(
-            f"{path} is not a readable .npz of arrays ({type(error).__name__}: {error}). {fix}"
-        ) from None
+    except Exception as error:  # zip, zlib, pickle and OS errors; numpy calls any non-zip file pickled
+        why = f"{type(error).__name__}: {error}" if zipfile.is_zipfile(path) else "not a zip file"
+        raise DatasetError(f"{path} is not a readable .npz of arrays ({why}). {fix}") from None
     if missing:
         raise DatasetError(f"{path} lacks the arrays {', '.join(missing)}. {fix}")
     shape = IMAGE_SHAPES[name]

@@ -54,22 +54,16 @@ class CheckpointError(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every knob of :func:`fit`. A notebook's recipe (``course_utils.settings``) gives the values.
+    """Every knob of :func:`fit`; a notebook's recipe (``course_utils.settings``) gives the values.
 
-    Optimisation: ``epochs``; ``optimizer`` ``"sgd"`` (``momentum``, ``nesterov``) or ``"adamw"``
-    (``momentum`` is its beta1); ``lr``, the peak rate; ``weight_decay``; ``schedule`` ``"constant"``,
-    ``"onecycle"`` (up from ``lr/25`` over ``warmup_fraction`` of the steps, then down to almost 0)
-    or ``"multistep"`` (times ``gamma`` at each epoch of ``milestones``, the ResNet paper's);
-    ``label_smoothing``; ``grad_clip``, the largest global norm of the gradient (None: no clipping);
-    ``loss``, ``"cross_entropy"`` (classes) or ``"mse"`` (a regression).
-
-    Speed: ``mixed_precision`` (``course_utils.environment.choose_precision``), ``channels_last``
-    (``"auto"``: on for models with 2-D convolutions), ``compile`` (``torch.compile``).
-
-    Bookkeeping: ``device``; ``time_budget`` in seconds (no epoch starts that would not fit);
-    ``checkpoint_dir`` (``last.pt`` after the last epoch, and every ``checkpoint_every`` epochs);
-    ``resume`` from it; ``progress`` bar; ``live_plot`` of the curves; ``log_every`` steps the bar and
-    the NaN check look at the loss; ``name`` of the run in plots.
+    ``optimizer``: ``"sgd"`` (``momentum``, ``nesterov``) or ``"adamw"`` (``momentum`` is its beta1); ``lr``:
+    the peak rate; ``schedule``: ``"constant"``, ``"onecycle"`` (up from ``lr/25`` over ``warmup_fraction`` of
+    the steps, then down to almost 0) or ``"multistep"`` (times ``gamma`` at each epoch of ``milestones``);
+    ``grad_clip``: the largest global norm of the gradient (None: no clipping); ``loss``: ``"cross_entropy"``
+    or ``"mse"``. ``mixed_precision``: see ``course_utils.environment.choose_precision``; ``channels_last``
+    ``"auto"``: on for models with 2-D convolutions. ``time_budget``: seconds (no epoch starts that would
+    not fit); ``checkpoint_dir``: ``last.pt`` after the last epoch and every ``checkpoint_every`` epochs,
+    read by ``resume``; ``log_every``: steps between looks at the loss (progress bar, NaN check).
     """
 
     epochs: int
@@ -391,6 +385,11 @@ def fit(
             ) from None
         row["seconds"] = time.perf_counter() - epoch_start
         history.append(row)
+        if config.progress and epoch == first_epoch and epoch + 1 < config.epochs:  # what the rest will take
+            left = config.epochs - epoch - 1
+            minutes = left * row["seconds"] / 60
+            print(f"epoch {epoch + 1} took {row['seconds']:.0f} s here: the other {left} will take about "
+                  f"{minutes:.1f} min more (fewer epochs or images make it shorter)")  # fmt: skip
         if config.live_plot and "IPython" in sys.modules:  # redraw the curves in place, in a notebook
             from IPython.display import display
 
@@ -474,9 +473,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}: train first, or check the path")
     if not path.is_file():
-        raise CheckpointError(
-            f"{path} is not a regular file (a folder, a pipe, ...): give the path of a .pt file"
-        )
+        raise CheckpointError(f"{path} is not a regular file (a folder, a pipe): give a .pt file's path")
     try:
         with path.open("rb") as file:  # is_zipfile(path) would hide a PermissionError as "not a zip"
             if path.stat().st_size == 0 or not zipfile.is_zipfile(file):  # torch.save writes a zip
@@ -497,11 +494,10 @@ def _load_model_state(model: nn.Module, state: dict[str, Any], path: Path) -> No
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        differences = [line.strip() for line in str(error).splitlines()[1:4]]
+        differences = " ".join(line.strip() for line in str(error).splitlines()[1:4])
+        what = f"{path} was saved from another model than this {type(model).__name__}: {differences}"
         raise CheckpointError(
-            f"{path} was saved from another model than this {type(model).__name__}: "
-            + " ".join(differences)
-            + " Build the same model (class and arguments) that was trained."
+            f"{what} Build the same model (class and arguments) that was trained."
         ) from None
 
 

@@ -18,6 +18,11 @@ from typing import Any
 import nbformat
 import pytest
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
+
 from course_utils.settings import RECIPES, recipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +30,10 @@ NOTEBOOKS_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 EXPECTED = ("01_concepts", "02_lenet5_mnist", "03_resnet20_cifar10", "04_cnn_vs_rnn")
 REPOSITORY = "open-courses/cnn-rnn-pytorch"
-INSTALL_URL = f"git+https://github.com/{REPOSITORY}"
+# The install cell installs the release the notebook belongs to: the tag v<version> of pyproject.toml
+# (the README's release process bumps both together), so a notebook opened from a tag gets its package.
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+INSTALL_URL = f"git+https://github.com/{REPOSITORY}@v{VERSION}"
 # Parameters that configure() takes as arguments rather than as recipe settings.
 COMMON_PARAMETERS = {"PROFILE", "SEED", "DEVICE", "DATA_DIR", "OUTPUT_DIR"}
 

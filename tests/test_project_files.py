@@ -1,7 +1,9 @@
 """The project's own set-up files agree with each other."""
 
+import os
 import re
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import yaml
@@ -68,6 +70,20 @@ def test_binder_installs_the_cpu_build_of_pytorch_and_no_dev_tools():
     assert "-e ." in lines  # the runtime dependencies only: no [dev] or [batch] extra
     names = {_name(line) for line in lines if not line.startswith("-")}
     assert names == {"torch", "torchvision"}
+    # Pinned to a "+cpu" build, which exists only on PyTorch's CPU index: pip cannot pick a CUDA wheel.
+    pins = [line for line in lines if line.startswith(("torch==", "torchvision=="))]
+    assert len(pins) == 2 and all(line.endswith("+cpu") for line in pins), pins
+    installed = {"torch": version("torch"), "torchvision": version("torchvision")}
+    for line in pins:  # the versions the course is tested with (the local build label aside)
+        name, pinned = line.split("==")
+        assert pinned.split("+")[0] == installed[name].split("+")[0], (line, installed[name])
+
+
+def test_binder_fetches_the_datasets_when_it_builds_the_image():
+    post_build = ROOT / "binder" / "postBuild"
+    assert os.access(post_build, os.X_OK), "repo2docker runs binder/postBuild only when it is executable"
+    text = post_build.read_text()
+    assert "load_dataset('mnist')" in text and "load_dataset('cifar10')" in text
 
 
 def test_environment_yml_installs_this_repository():

@@ -7,9 +7,11 @@ course notebook get a tiny recipe in ``settings.RECIPES``. One test runs the rea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -132,6 +135,8 @@ def tiny_course(tmp_path, recipes) -> Path:
         (["-p", "EPOCHS", "0"], "01_a: EPOCHS must be "),
         (["-p", "LR", "fast"], "01_a: LR must be .*'fast'"),
         (["-p", "LR", "1e999"], "-p LR 1e999: not a finite number"),
+        (["-p", "LR", "-1e999"], "-p LR -1e999: not a finite number"),  # a value may start with "-"
+        (["-p", "LR", "-.5"], r"01_a: LR must be a finite number > 0, got -0\.5"),
         (["-p", "SEED", "-1"], "02_b: SEED must be "),
     ],
 )  # fmt: skip
@@ -195,39 +200,105 @@ def test_missing_and_damaged_datasets_are_refused_before_anything_runs(
     assert "Running offline" in error and not runs.exists()
 
 
-@pytest.mark.parametrize("problem", ["a file in the way", "no permission", "outputs folder"])
+def spoiled_mnist(path: Path, spoil: str) -> None:
+    """A small mnist.npz at ``path``, then spoiled: ``truncated``, ``pickled`` (an object array), or ``not an
+    npz`` (/etc/passwd's text)."""
+    arrays = {"x_train": np.zeros((30, 28, 28), np.uint8), "y_train": np.zeros(30, np.uint8),
+              "x_test": np.zeros((20, 28, 28), np.uint8), "y_test": np.zeros(20, np.uint8)}  # fmt: skip
+    if spoil == "pickled":
+        arrays["y_test"] = np.array([{"label": 0}] * 20, dtype=object)
+    np.savez(path, **arrays)
+    if spoil == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif spoil == "not an npz":
+        path.write_text("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [("truncated", "not a readable .npz of arrays"), ("pickled", "allow_pickle=False"),
+     ("not an npz", "not a readable .npz of arrays (not a zip file)")],
+)  # fmt: skip
+def test_a_damaged_dataset_is_refused_by_the_check_load_dataset_makes_before_anything_runs(
+    tmp_path, recipes, monkeypatch, capsys, spoil, message
+):
+    recipes("01_a", datasets=["mnist"])
+    course_notebook(tmp_path / "nb", "01_a")
+    (tmp_path / "data").mkdir()
+    spoiled_mnist(tmp_path / "data" / "mnist.npz", spoil)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))
+    assert main(["run", "--notebooks-dir", str(tmp_path / "nb"), "--runs-dir", str(tmp_path / "runs")]) == 2
+    error = capsys.readouterr().err
+    assert "datasets that cannot be loaded; nothing ran" in error and message in error, error
+    assert spoil == "pickled" or "pickle" not in error, "a file that is no .npz is not said to hold pickles"
+    assert not (tmp_path / "runs").exists()
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, options: str):
+    """A tmpfs mounted on ``folder`` (``options``: ``size=200k``, ``ro``) for the block; skips where that
+    cannot be done (root with CAP_SYS_ADMIN can: CI's case)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", folder], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", folder], check=True)
+
+
+@pytest.mark.parametrize(
+    ("problem", "reason"),
+    [("a file in the way", "Not a directory"), ("no permission", "Permission denied"),
+     ("read-only filesystem", "Read-only file system"),
+     ("/proc", "No such file or directory|Permission denied"), ("outputs folder", "not a folder")],
+)  # fmt: skip
 def test_a_folder_that_cannot_be_written_is_refused_before_anything_runs(
-    tiny_course, monkeypatch, capsys, problem
+    tiny_course, monkeypatch, capsys, problem, reason
 ):
     blocked = tiny_course.parent / "blocked"
-    if problem == "no permission":
-        if os.geteuid() == 0:
-            pytest.skip("root may write anywhere")
-        blocked.mkdir(mode=0o500)
-    else:
-        blocked.write_text("a file, not a folder")
-    command = ["run", "--runs-dir", str(blocked / "runs")]
-    if problem == "outputs folder":  # where `outputs` keeps failed executions: the notebooks' own folder
-        monkeypatch.setenv("COURSE_OUTPUT_DIR", str(blocked / "outputs"))
-        command = ["outputs"]
-    assert main([*command, "--notebooks-dir", str(tiny_course)]) == 2
+    with contextlib.ExitStack() as stack:
+        if problem == "no permission":
+            if os.geteuid() == 0:
+                pytest.skip("root may write anywhere (the read-only filesystem and /proc cases stop root)")
+            blocked.mkdir(mode=0o500)
+        elif problem == "read-only filesystem":
+            stack.enter_context(tmpfs(blocked, "ro,size=64k"))
+        elif problem == "/proc":  # root passes os.access there, but may make no folder
+            blocked = Path("/proc")
+        else:
+            blocked.write_text("a file, not a folder")
+        command = ["run", "--runs-dir", str(blocked / "runs")]
+        if problem == "outputs folder":  # where `outputs` keeps failed executions: the notebooks' own folder
+            monkeypatch.setenv("COURSE_OUTPUT_DIR", str(blocked / "outputs"))
+            command = ["outputs"]
+        assert main([*command, "--notebooks-dir", str(tiny_course)]) == 2
     error = capsys.readouterr().err
-    assert f"cannot write into {blocked}" in error
-    assert ("not writable" if problem == "no permission" else "not a folder") in error
+    assert f"cannot write into {blocked}" in error and re.search(reason, error), error
 
 
-def test_sighup_and_sigterm_stop_the_run_unless_ignored(monkeypatch):
-    before = signal.signal(signal.SIGHUP, signal.SIG_IGN), signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def test_signals_stop_the_run_unless_ignored_and_after_the_first_the_others_are_ignored():
+    before = {signum: signal.getsignal(signum) for signum in runner.SIGNALS}
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         with runner.stop_on_signals():
             assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN, "nohup's choice is kept"
-            with pytest.raises(runner.Stopped) as stop:
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, "no signal came: all as before"
+        assert signal.getsignal(signal.SIGINT) == before[signal.SIGINT]
+        with runner.stop_on_signals():
+            with pytest.raises(KeyboardInterrupt) as stop:
                 signal.raise_signal(signal.SIGTERM)
-            assert isinstance(stop.value, KeyboardInterrupt) and runner.signal_name(stop.value) == "SIGTERM"
-        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+            assert runner.signal_name(stop.value) == "SIGTERM"
+            signal.raise_signal(signal.SIGINT)  # a second one, while what ran is kept: ignored
+            signal.raise_signal(signal.SIGTERM)
+        assert {signal.getsignal(signum) for signum in runner.SIGNALS} == {signal.SIG_IGN}, "until the exit"
     finally:
-        signal.signal(signal.SIGHUP, before[0])
-        signal.signal(signal.SIGTERM, before[1])
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def test_the_hand_over_needs_a_checkout(tmp_path):
@@ -340,28 +411,67 @@ def restore_default_signal_actions() -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
-# SIGINT: Ctrl-C. SIGTERM: `timeout`, a scheduler, kill. SIGHUP: the terminal or SSH session closed.
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
-def test_a_signal_stops_the_run_keeps_what_ran_and_shuts_the_kernel_down(tmp_path, signum):
-    notebooks, runs, marker = tmp_path / "nb", tmp_path / "runs", tmp_path / "kernel.pid"
-    course_notebook(notebooks, "01_fine")
-    sleeping = f"import time\nPath({str(marker)!r}).write_text(str(os.getpid()))\ntime.sleep(600)"
-    course_notebook(notebooks, "02_long", sleeping)
-    course_notebook(notebooks, "03_never")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "course_utils", "run", "--notebooks-dir", notebooks, "--runs-dir", runs],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=restore_default_signal_actions,
-    )  # fmt: skip
+def start_runner(*arguments, **popen) -> subprocess.Popen:
+    """``python -m course_utils ARGUMENTS`` in a child process, its output in a pipe (stderr with stdout)."""
+    popen = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT} | popen
+    command = [sys.executable, "-m", "course_utils", *map(str, arguments)]
+    return subprocess.Popen(command, cwd=ROOT, text=True, preexec_fn=restore_default_signal_actions, **popen)
+
+
+def long_course(folder: Path, marker: Path) -> Path:
+    """01_fine, then 02_long, which writes its kernel's pid and command line into ``marker`` and sleeps."""
+    course_notebook(folder, "01_fine")
+    kernel = "json.dumps({'pid': os.getpid(), 'argv': sys.argv})"
+    course_notebook(
+        folder, "02_long", f"import time\nPath({str(marker)!r}).write_text({kernel})\ntime.sleep(600)"
+    )
+    course_notebook(folder, "03_never")
+    return folder
+
+
+def wait_for_kernel(marker: Path, process: subprocess.Popen) -> dict:
+    """Once 02_long sleeps: its kernel's ``pid`` and ``connection`` file (what ``-f`` gave it)."""
+    deadline = time.monotonic() + 300
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), process.communicate()[0][-3000:] if process.poll() is not None else "no start"
+    time.sleep(0.5)
+    kernel = json.loads(marker.read_text())
+    return {"pid": kernel["pid"], "connection": Path(kernel["argv"][kernel["argv"].index("-f") + 1])}
+
+
+def kernel_ended(pid: int) -> bool:
+    for _ in range(50):
+        if not Path(f"/proc/{pid}").exists():
+            return True
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    return False
+
+
+# SIGINT: Ctrl-C. SIGTERM: `timeout`, a scheduler, kill. SIGHUP: the terminal or SSH session closed. More
+# signals within the next seconds (an impatient Ctrl-C, a `timeout -k`) must not break off the keeping.
+@pytest.mark.parametrize(
+    "signals",
+    [
+        [signal.SIGINT],
+        [signal.SIGTERM],
+        [signal.SIGHUP],
+        [signal.SIGINT] + [signal.SIGTERM, signal.SIGINT] * 15,
+    ],
+    ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGINT then more"],
+)
+def test_a_signal_stops_the_run_keeps_and_marks_what_ran_and_shuts_the_kernel_down(tmp_path, signals):
+    runs, marker = tmp_path / "runs", tmp_path / "kernel.json"
+    process = start_runner("run", "--notebooks-dir", long_course(tmp_path / "nb", marker), "--runs-dir", runs)
+    signum = signals[0]
     try:
-        deadline = time.monotonic() + 300
-        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert marker.exists(), process.communicate()[0][-3000:] if process.poll() is not None else "no start"
-        time.sleep(0.5)
+        kernel = wait_for_kernel(marker, process)
         if signum == signal.SIGHUP:
             process.stdout.close()  # the terminal is gone: nobody reads what the runner prints
-        process.send_signal(signum)
+        for each in signals:
+            process.send_signal(each)
+            time.sleep(0.1)
         out = "" if signum == signal.SIGHUP else process.communicate(timeout=120)[0]
         assert process.wait(timeout=120) == 128 + signum, out  # 130, 143, 129, as a shell reports them
     finally:
@@ -371,20 +481,71 @@ def test_a_signal_stops_the_run_keeps_what_ran_and_shuts_the_kernel_down(tmp_pat
     if out:
         assert "INTERRUPTED after" in out and "02_long stopped at In [" in out and "`import time`" in out
         assert f"{name}: stopped by {'Ctrl-C' if name == 'SIGINT' else name}" in out
+        assert "Traceback" not in out
     folder, summary = summary_of(runs)
     assert statuses(summary) == [("01_fine", "ok"), ("02_long", "interrupted"), ("03_never", "not run")]
     assert summary["exit_code"] == 128 + signum and summary["results"][1]["error"]["ename"] == name
     assert summary["results"][0]["metrics"]["test_accuracy"] == 0.9858, "what finished is kept"
     kept = nbformat.read(folder / "02_long.ipynb", as_version=4)
     assert [cell.execution_count for cell in kept.cells if cell.cell_type == "code"][:3] == [1, 2, 3]
-    assert (folder / "02_long.html").is_file()
-    kernel = int(marker.read_text())
-    for _ in range(50):
-        if not Path(f"/proc/{kernel}").exists():
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail(f"the kernel {kernel} outlived the runner")
+    assert kept.cells[0].cell_type == "markdown" and kept.cells[0].source.startswith(
+        "**INTERRUPTED** at In ["
+    )
+    assert "INTERRUPTED</strong> at In [" in (folder / "02_long.html").read_text(), "its HTML says so too"
+    assert kernel["connection"].parent == folder and not kernel["connection"].exists()
+    assert kernel_ended(kernel["pid"]), f"the kernel {kernel['pid']} outlived the runner"
+
+
+def test_a_killed_runner_leaves_no_kernel_connection_file_in_tmp(tmp_path):
+    runs, marker = tmp_path / "runs", tmp_path / "kernel.json"
+    process = start_runner("run", "--notebooks-dir", long_course(tmp_path / "nb", marker), "--runs-dir", runs)
+    try:
+        kernel = wait_for_kernel(marker, process)
+        process.kill()  # kill -9: nothing of the runner's can clean up
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        kernel_ended(kernel["pid"])
+    [folder] = runs.iterdir()
+    assert kernel["connection"].parent == folder, "its keys stay with the run, not in /tmp"
+
+
+def test_a_closed_pipe_loses_nothing(tmp_path):
+    notebooks, runs = tmp_path / "nb", tmp_path / "runs"
+    for key in ("01_first", "02_second"):
+        course_notebook(notebooks, key, "print('a line the pipe no longer takes')")
+    process = start_runner("run", "--notebooks-dir", notebooks, "--runs-dir", runs, "--log-output",
+                           stderr=subprocess.PIPE)  # fmt: skip
+    head = [process.stdout.readline() for _ in range(3)]  # `… | head -3`
+    process.stdout.close()
+    errors = process.stderr.read()
+    assert process.wait(timeout=300) == 0, errors  # the notebooks' status
+    assert head[2].startswith("[1/2] 01_first") and "Traceback" not in errors and "BrokenPipe" not in errors
+    folder, summary = summary_of(runs)
+    assert statuses(summary) == [("01_first", "ok"), ("02_second", "ok")]
+    assert (folder / "02_second.ipynb").is_file() and (folder / "02_second.html").is_file()
+
+
+@pytest.mark.parametrize("keep_going", [False, True])
+def test_a_full_disk_says_what_ran_and_what_could_not_be_saved(tmp_path, capsys, keep_going):
+    notebooks = tmp_path / "nb"
+    course_notebook(notebooks, "01_first")
+    course_notebook(notebooks, "02_second")
+    # 200 KB: room for the notebooks and the summary, not for an HTML page (about 280 KB)
+    with tmpfs(tmp_path / "disk", "size=200k") as disk:
+        command = ["run", "--notebooks-dir", str(notebooks), "--runs-dir", str(disk)]
+        assert main(command + ["--keep-going"] * keep_going) == 1
+        out = capsys.readouterr().out
+        folder, summary = summary_of(disk)
+        kept = sorted(path.name for path in folder.iterdir())
+    assert "Traceback" not in out and "NOT SAVED: " in out and "No space left on device" in out
+    second = "not saved" if keep_going else "not run"
+    assert statuses(summary) == [("01_first", "not saved"), ("02_second", second)]
+    assert re.search(r"\n01_first +not saved +[.\d]+ +row LSTM 98\.58 %", out), "what ran, it says"
+    error = summary["results"][0]["error"]
+    assert error["ename"] == "OSError" and "No space left on device" in error["evalue"]
+    assert "01_first.ipynb" in kept and "01_first.html" not in kept
 
 
 # --------------------------------------------------------------------------------------
@@ -412,7 +573,8 @@ def test_outputs_writes_the_notebooks_back_and_into_their_translations(tmp_path,
     editions.write_notebook(chinese, editions.build_translated(before, english_markdown))
     broken_bytes = broken.read_bytes()
 
-    assert main(["outputs", "--profile", "smoke", "--keep-going", "--notebooks-dir", str(notebooks)]) == 1
+    command = ["outputs", "--profile", "smoke", "--keep-going", "--notebooks-dir", str(notebooks)]
+    assert main([*command, "--only", "01,02"]) == 1, "the edit saved while it ran alone makes it fail"
     out = capsys.readouterr().out
     assert "in place; failed executions in" in out and f"Chinese edition: {chinese}, outputs copied" in out
     assert "NOT SAVED: " in out and re.search(r"01_fine +ok", out) and re.search(r"02_edited +not saved", out)
@@ -433,8 +595,9 @@ def test_outputs_writes_the_notebooks_back_and_into_their_translations(tmp_path,
     assert (outputs / "02_edited.executed.ipynb").is_file() and not (
         outputs / "01_fine.executed.ipynb"
     ).exists()
+    assert main([*command, "--only", "03"]) == 1
     assert broken.read_bytes() == broken_bytes
-    failed = nbformat.read(outputs / "failed-03_broken.ipynb", as_version=4)
+    failed = nbformat.read(outputs / "03_broken.executed.ipynb", as_version=4)  # kept, as it went
     assert any(
         output.get("ename") == "RuntimeError" for cell in failed.cells for output in cell.get("outputs", [])
     )

@@ -1,11 +1,18 @@
 """course_utils.settings: profiles, the recipes, the one check of parameters, and where a run writes."""
 
 import copy
+import encodings.ascii  # noqa: F401  (for the children of as_user, who may not read Python's own library)
 import json
 import math
 import os
 import pickle
+import pwd
 import re
+import shutil
+import subprocess
+import tempfile
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +68,23 @@ def test_an_explicit_profile_wins_and_auto_reads_course_profile(monkeypatch):
     assert resolve_profile("auto", torch.device("cuda")) == "smoke"  # the environment wins over the device
 
 
-def test_auto_without_course_profile_means_full_on_cuda_and_quick_elsewhere(monkeypatch):
+def gpu(monkeypatch, capability: tuple[int, int]) -> None:
+    """Pretend this machine has a CUDA GPU of the given compute capability."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+
+
+@pytest.mark.parametrize(
+    ("capability", "profile"), [((7, 5), "quick"), ((7, 0), "quick"), ((8, 0), "full"), ((9, 0), "full")]
+)  # T4, V100: quick, full's settings would take many times longer; A100, H100: full
+def test_auto_means_full_on_a_recent_gpu_and_quick_elsewhere(monkeypatch, capability, profile):
     assert resolve_profile("auto", torch.device("cpu")) == "quick"
     assert resolve_profile("auto", torch.device("mps")) == "quick"
-    assert resolve_profile("auto", torch.device("cuda")) == "full"
+    gpu(monkeypatch, capability)
+    assert resolve_profile("auto", torch.device("cuda")) == profile
+    assert resolve_profile("auto") == profile  # no device given: the one auto picks
     no_cuda(monkeypatch)
     assert resolve_profile("auto") == "quick"
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # no device given: the one auto picks
-    assert resolve_profile("auto") == "full"
 
 
 def test_auto_follows_the_device_the_run_asked_for(monkeypatch):
@@ -108,7 +124,7 @@ def nested_items(value: Any, path: tuple = ()):
 
 def test_every_notebook_has_its_datasets_settings_and_checks():
     notebooks = sorted(path.stem for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    assert sorted(RECIPES) == notebooks
+    assert set(notebooks) <= set(RECIPES), f"notebooks without a recipe: {set(notebooks) - set(RECIPES)}"
     for notebook, entry in RECIPES.items():
         assert set(entry) == {"datasets", "settings", "checks"}, notebook
         assert entry["datasets"] and set(entry["datasets"]) <= {"mnist", "cifar10"}, notebook
@@ -156,6 +172,10 @@ def test_checks_are_floors_ceilings_or_claims_and_settings_are_none_of_them(note
         for name, value in checks.items():
             if isinstance(value, bool):
                 continue  # whether a claim (a ranking) is enforced
+            if name == "seed_spread":  # per comparison and model: the margin a ranking must exceed
+                spreads = [v for models in value.values() for v in models.values()]
+                assert all(isinstance(v, float) and 0 <= v < 0.1 for v in spreads), (notebook, spreads)
+                continue
             assert "min_" in name or "max_" in name, f"{notebook}: the check {name} is no floor or ceiling"
             assert isinstance(value, float) and math.isfinite(value) and value >= 0, (notebook, name, value)
         assert not [name for name in values if name.startswith("min_")], f"{notebook}: a check among settings"
@@ -198,9 +218,10 @@ def test_notebook_04_has_a_rate_for_each_model_and_its_other_training_recipes_ar
     assert set(values["learning_rates"]) == {"MLP", "LeNet-5", "row RNN", "row LSTM", "row GRU"}
     assert values["equal_time_reference"] in values["learning_rates"]
     assert set(values["cifar_learning_rates"]) == {"row LSTM", "ResNet-20"}
-    for table in ("resnet_training", "sequence_training"):
-        config = TrainConfig(**{"epochs": 1, "lr": 0.1, **values[table]})  # only TrainConfig fields
-        assert config.optimizer == ("sgd" if table == "resnet_training" else "adamw"), table
+    config = TrainConfig(**{"epochs": 1, "lr": 0.1, **values["resnet_training"]})  # only TrainConfig fields
+    assert config.optimizer == "sgd"
+    sequences, _ = recipe("05_sequences_attention", "quick")
+    assert TrainConfig(**{"epochs": 1, "lr": 0.1, **sequences["training"]}).optimizer == "adamw"
 
 
 def sequence_length(task: dict[str, Any]) -> int:
@@ -214,7 +235,7 @@ def sequence_length(task: dict[str, Any]) -> int:
 
 @pytest.mark.parametrize("profile", CONCRETE)
 def test_each_sequence_task_is_within_the_receptive_field_of_its_tcn(profile):
-    tasks = recipe("04_cnn_vs_rnn", profile)[0]["sequence_tasks"]
+    tasks = recipe("05_sequences_attention", profile)[0]["tasks"]
     assert {"adding", "copy", "mnist"} <= set(tasks), profile
     for name, task in tasks.items():
         levels, k = task["tcn_levels"], task["tcn_kernel_size"]
@@ -227,36 +248,33 @@ def test_each_sequence_task_is_within_the_receptive_field_of_its_tcn(profile):
 
 @pytest.mark.parametrize("profile", CONCRETE)
 def test_the_sequence_learning_rates_come_from_the_grid_unless_chosen_as_the_notebook_runs(profile):
-    values, _ = recipe("04_cnn_vs_rnn", profile)
-    grid = values["sequence_lr_grid"]
+    values, _ = recipe("05_sequences_attention", profile)
+    grid = values["lr_grid"]
     assert grid == sorted(set(grid)) and len(grid) >= 2
-    if values["select_sequence_learning_rates"]:
+    if values["select_learning_rates"]:
         return
-    assert set(values["sequence_learning_rates"]) == set(values["sequence_tasks"]), profile
-    for task, rates in values["sequence_learning_rates"].items():
+    assert set(values["learning_rates"]) == set(values["tasks"]), profile
+    for task, rates in values["learning_rates"].items():
         assert set(rates) == {"TCN", "LSTM", "GRU", "RNN"}, task
         assert set(rates.values()) <= set(grid), f"{task}: a rate off the grid {grid}: {rates}"
 
 
 def test_only_full_chooses_its_sequence_learning_rates_as_it_runs():
-    chosen = {p: recipe("04_cnn_vs_rnn", p)[0]["select_sequence_learning_rates"] for p in CONCRETE}
+    chosen = {p: recipe("05_sequences_attention", p)[0]["select_learning_rates"] for p in CONCRETE}
     assert chosen == {"smoke": False, "quick": False, "full": True}
 
 
 def test_a_recipe_is_a_fresh_copy_nested_tables_included():
-    values, checks = recipe("04_cnn_vs_rnn", "quick")
-    values["sequence_tasks"]["adding"]["epochs"] = 1
-    values["sequence_learning_rates"]["adding"]["TCN"] = 99.0
-    values["learning_rates"]["MLP"] = 99.0
-    checks["min_lenet5_accuracy"] = 0.0
-    again, checks_again = recipe("04_cnn_vs_rnn", "quick")
-    assert again["sequence_tasks"]["adding"]["epochs"] != 1
-    assert (
-        again["sequence_learning_rates"]["adding"]["TCN"] != 99.0 and again["learning_rates"]["MLP"] != 99.0
-    )
-    assert checks_again["min_lenet5_accuracy"] > 0
+    values, checks = recipe("05_sequences_attention", "quick")
+    values["tasks"]["adding"]["epochs"] = 1
+    values["learning_rates"]["adding"]["TCN"] = 99.0
+    checks["min_reach_advantage"] = 0.0
+    again, checks_again = recipe("05_sequences_attention", "quick")
+    assert again["tasks"]["adding"]["epochs"] != 1
+    assert again["learning_rates"]["adding"]["TCN"] != 99.0
+    assert checks_again["min_reach_advantage"] > 0
     # Tasks that share their split sizes (settings._SYNTHETIC) do not share a dict.
-    assert again["sequence_tasks"]["adding"] is not again["sequence_tasks"]["copy"]
+    assert again["tasks"]["adding"] is not again["tasks"]["copy"]
 
 
 def test_recipe_names_what_is_unknown():
@@ -349,7 +367,7 @@ def test_auto_is_the_profile_of_the_device_the_parameters_ask_for(monkeypatch):
     # A recipe whose full profile reads LR as a count: which profile was checked shows in the answer.
     toy = {"datasets": ["mnist"], "settings": {"base": {"lr": 0.1}, "full": {"lr": None}}, "checks": {}}
     monkeypatch.setitem(RECIPES, "toy", toy)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    gpu(monkeypatch, (9, 0))
     assert check_parameters("toy", "auto", {"DEVICE": "cpu", "LR": 0.5}) == {"lr": 0.5}  # quick on the CPU
     with pytest.raises(SettingsError, match="LR must be a whole number"):
         check_parameters("toy", "auto", {"LR": 0.5})  # full: the GPU that auto picks
@@ -560,6 +578,19 @@ def test_each_call_gets_a_new_empty_checkpoint_folder(tmp_path):
     assert (earlier / "last.pt").read_bytes() == b"another run's checkpoint"  # nothing is deleted
 
 
+def test_a_new_checkpoint_folder_clears_what_killed_runs_left_half_written_an_hour_ago(tmp_path):
+    run = configure("03_resnet20_cifar10", "smoke", device="cpu", output_dir=tmp_path)
+    killed = run.output_dir / "checkpoints" / "resnet20-20260101-120000-4242"  # a run killed while saving
+    killed.mkdir(parents=True)
+    old, recent = killed / ".last.pt.k3j2.tmp", killed / ".last.pt.x9q1.tmp"  # atomic_write's names
+    for path in (old, recent, killed / "best.pt"):
+        path.write_bytes(b"weights")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    run.new_checkpoint_dir("resnet20")
+    assert not old.exists() and recent.exists(), "a recent one may be a running notebook's"
+    assert (killed / "best.pt").exists()
+
+
 def rows_of(text: str) -> dict[str, list[str]]:
     return {
         cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line.strip()) for line in text.splitlines())
@@ -624,11 +655,12 @@ def test_where_the_checkout_may_not_be_written_the_folder_is_in_the_home(
     assert not (checkout / "outputs" / "ann").exists()
 
 
-def test_a_person_folder_that_is_a_symbolic_link_is_refused(checkout, tmp_path):
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_person_folder_that_is_a_symbolic_link_is_refused(checkout, tmp_path, dangling):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (checkout / "outputs").mkdir()
-    (checkout / "outputs" / "ann").symlink_to(elsewhere)
+    (checkout / "outputs" / "ann").symlink_to(elsewhere / "gone" if dangling else elsewhere)
     with pytest.raises(
         SettingsError, match="outputs/ann is a symbolic link: your outputs must be in a folder"
     ):
@@ -645,6 +677,21 @@ def test_a_person_folder_of_another_user_is_refused(monkeypatch, checkout):
     monkeypatch.setattr(os, "getuid", lambda: other)  # someone else made outputs/ann first
     with pytest.raises(SettingsError, match="outputs/ann is another user’s folder"):
         output_root()
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o755], ids=oct)
+def test_a_shared_outputs_that_others_may_write_without_the_sticky_bit_is_not_used(checkout, mode):
+    (checkout / "outputs").mkdir()
+    (checkout / "outputs").chmod(mode)  # 777: anyone may rename or delete ann's folder in it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # Python's own: a warning once per place in the code
+        first, again = output_root(), output_root()
+    if mode == 0o777:
+        assert first == again == Path.home() / "cnn-rnn-course" / "outputs" / "ann"
+        [warning] = caught  # why, said once
+        assert re.search("others may rename or delete what is in it .*chmod 1777", str(warning.message))
+    else:
+        assert first == again == checkout / "outputs" / "ann" and caught == []
 
 
 def test_the_output_folder_given_is_used_as_given(monkeypatch, tmp_path):
@@ -693,3 +740,131 @@ def test_the_person_is_the_login_name_of_the_user_id_made_safe_for_a_path(monkey
     monkeypatch.setattr(pwd, "getpwuid", unknown)
     monkeypatch.delenv("USERNAME", raising=False)
     assert person_name() == f"uid{os.getuid()}"
+
+
+# --- on a shared server, with real users: a classmate, a teacher's checkout --------------------------------
+
+
+@pytest.fixture
+def server(monkeypatch):
+    """A server a class shares: a checkout owned by root (the teacher), readable by all, and real Unix users
+    made for the test (``useradd``; removed after it), each with a home of their own. Returns the checkout
+    and ``add_user("ann")``, which gives the new user's passwd entry (its login is ``ann<pid>``)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("useradd"):
+        pytest.skip("real users need root and useradd (CI runs the tests as root)")
+    base = Path(tempfile.mkdtemp(prefix="course-server-"))  # not tmp_path: other users may not enter that
+    base.chmod(0o755)
+    checkout = base / "checkout"
+    checkout.mkdir()
+    checkout.chmod(0o755)
+    monkeypatch.setattr(settings, "project_root", lambda: checkout)
+    monkeypatch.delenv("COURSE_OUTPUT_DIR")
+    made = []
+
+    def add_user(name: str) -> pwd.struct_passwd:
+        login, home = f"{name}{os.getpid()}", base / "home" / f"{name}{os.getpid()}"
+        command = ["useradd", "--no-create-home", "--home-dir", str(home), "--shell", "/bin/false", login]
+        subprocess.run(command, check=True, capture_output=True)
+        made.append(login)
+        user = pwd.getpwnam(login)
+        home.mkdir(parents=True)
+        os.chown(home, user.pw_uid, user.pw_gid)
+        return user
+
+    yield checkout, add_user
+    for login in made:
+        subprocess.run(["userdel", login], capture_output=True)
+    shutil.rmtree(base)
+
+
+def as_user(user: pwd.struct_passwd, function, *args, umask: int = 0o022, **kwargs):
+    """``function(*args, **kwargs)`` run by ``user``, in a child that takes the user's ids, home and
+    ``umask`` (forked: the user may not read root's Python); returns what it returned, or raises what it
+    raised."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: it never returns into pytest
+        try:
+            os.close(reader)
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+            os.umask(umask)
+            os.environ.update(HOME=user.pw_dir, USER="root", LOGNAME="root")  # $USER can say anything
+            try:
+                outcome = (True, function(*args, **kwargs))
+            except Exception as error:
+                outcome = (False, error)
+            with os.fdopen(writer, "wb") as pipe:
+                pickle.dump(outcome, pipe)
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        received = pipe.read()
+    os.waitpid(pid, 0)
+    succeeded, value = pickle.loads(received)
+    if not succeeded:
+        raise value
+    return value
+
+
+@pytest.mark.parametrize(
+    ("taken_by", "message"),
+    [("folder", "another user’s folder"), ("link", "a symbolic link"), ("dangling link", "a symbolic link")],
+)
+def test_a_classmate_cannot_take_over_your_output_folder(server, taken_by, message):
+    checkout, add_user = server
+    ann, bob = add_user("ann"), add_user("bob")
+    outputs = checkout / "outputs"
+    outputs.mkdir()
+    outputs.chmod(0o1777)  # shared as the README says: anyone may add a folder, only its owner move it
+    trap = Path(bob.pw_dir) / "trap"
+
+    def take_over() -> None:  # bob, before ann's first run
+        trap.mkdir(mode=0o777)
+        trap.chmod(0o777)
+        if taken_by == "folder":
+            (outputs / ann.pw_name).mkdir()
+            (outputs / ann.pw_name).chmod(0o777)
+        else:
+            (outputs / ann.pw_name).symlink_to(trap / "gone" if taken_by == "dangling link" else trap)
+
+    as_user(bob, take_over)
+    with pytest.raises(SettingsError, match=f"outputs/{ann.pw_name} is {message}: your outputs must be in"):
+        as_user(ann, output_root)
+    with pytest.raises(SettingsError, match="set OUTPUT_DIR"):
+        as_user(ann, configure, "02_lenet5_mnist", "smoke", device="cpu")
+    assert list(trap.iterdir()) == []
+
+
+def test_your_output_folder_is_yours_with_mode_755_whatever_the_umask(server):
+    checkout, add_user = server
+    ann, bob = add_user("ann"), add_user("bob")
+    (checkout / "outputs").mkdir()
+    (checkout / "outputs").chmod(0o1777)
+    folder = as_user(ann, output_root, umask=0o077)  # $USER says root: the name comes from the user id
+    assert folder == checkout / "outputs" / ann.pw_name and folder.stat().st_uid == ann.pw_uid
+    assert folder.stat().st_mode & 0o7777 == 0o755, "the teacher may read it, no one else may write in it"
+    with pytest.raises(PermissionError):
+        as_user(bob, (folder / "planted.txt").write_text, "bob's")
+    assert as_user(ann, output_root) == folder, "again: the folder there is ann's own"
+
+
+@pytest.mark.parametrize("outputs_mode", [None, 0o755, 0o777], ids=["no outputs", "755", "777"])
+def test_in_a_teachers_checkout_configure_writes_into_the_home_or_refuses_before_training(
+    server, outputs_mode
+):
+    checkout, add_user = server
+    ann = add_user("ann")
+    if outputs_mode:  # the teacher's own outputs/ (755), or one made world-writable (777, no sticky bit)
+        (checkout / "outputs").mkdir()
+        (checkout / "outputs").chmod(outputs_mode)
+    run = as_user(ann, configure, "02_lenet5_mnist", "smoke", device="cpu")
+    home = Path(ann.pw_dir) / "cnn-rnn-course" / "outputs" / ann.pw_name
+    assert run.output_dir == home / "02_lenet5_mnist" and home.stat().st_uid == ann.pw_uid
+    assert not (checkout / "outputs" / ann.pw_name).exists()
+    shutil.rmtree(Path(ann.pw_dir) / "cnn-rnn-course")
+    os.chown(ann.pw_dir, 0, 0)  # a home ann may not write in either: refused before any training
+    with pytest.raises(SettingsError, match=f"cannot write into {home}: {ann.pw_dir} is not writable"):
+        as_user(ann, configure, "02_lenet5_mnist", "smoke", device="cpu")

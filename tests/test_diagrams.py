@@ -179,7 +179,7 @@ def test_residual_block_diagram_in_chinese_counts_the_same_blocks():
 
 def test_the_other_diagrams_in_chinese_show_the_same_numbers():
     sliding = texts(draw_sliding_window(input_size=5, kernel_size=3, padding=1, stride=2, labels=ZH))
-    assert "5×5 输入" in sliding and "3×3 输出" in sliding and "步长 2" in sliding
+    assert "5×5 输入" in sliding and "3×3 输出" in sliding and "步幅 2" in sliding
     assert "输出 (2, 2) 读取行 3…5、列 3…5" in sliding
     rnn = texts(draw_unrolled_rnn(labels=ZH))
     assert "$x_{1}$ = 第 1 行" in rnn and "$x_{T}$ = 第 28 行" in rnn and "$W_{xh}$" in rnn

@@ -30,14 +30,42 @@ Usage (about 6 to 10 minutes on a 2-core CPU; a notebook run has 2 threads)::
 
 ``--only mnist`` or ``--only cifar`` trains one group (for debugging: the record is then
 incomplete and the test asks for a full run).
+
+The seed spread (``--seeds 0 1 2``): how far the notebook's numbers move from one seed to the
+next, at the same quick settings and each model's recipe learning rate (chosen above; nothing
+is chosen here, so the test split may be scored). The notebook trains seed 0 only: it may claim
+that one model ranks above another only where the gap is larger than their spread over seeds.
+With each seed (it draws the split, the batch order, the initial weights and the permutation,
+as ``configure(..., seed=s)`` and ``seed_everything(s)`` do in the notebook), it records the
+test and validation accuracy, seconds and images per second of
+
+* MNIST at equal epochs: the five models above;
+* MNIST at equal time: each model in the whole epochs, at its own pace, that fit in LeNet-5's
+  training time, rounded down (at least 1);
+* permuted MNIST (one fixed permutation drawn from the seed): the MLP, LeNet-5 and row LSTM;
+* CIFAR-10 at equal epochs (the row LSTM, ResNet-20) and at equal time (the row LSTM in
+  ResNet-20's time, rounded down in the same way).
+
+The record, ``benchmarks/results/image_seeds.json``, holds every run (with the load average when
+it finished: the load slows the timings, never the accuracies), each model's mean, min, max
+and spread per view, and every pairwise ranking with whether it holds beyond the spread::
+
+    OMP_NUM_THREADS=1 python -m benchmarks.learning_rates --seeds 0 1 2  # about 7 minutes a seed
+
+One thread where another job keeps a CPU busy (as ``share_cpu_threads`` would choose in the
+notebook): two threads on a shared 2-core CPU trained 14 to 50 times slower. The equal-time
+views depend on the load (a model's pace sets its epochs); the equal-epoch ones do not.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import math
+import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -51,8 +79,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.records import machine_environment  # noqa: E402
-from course_utils.data import BatchSplits, load_dataset  # noqa: E402
+from course_utils.data import BatchSplits, ImageDataset, load_dataset, permute_pixels  # noqa: E402
 from course_utils.environment import atomic_write, choose_precision, display_path, seed_everything  # noqa: E402
+from course_utils.evaluation import evaluate  # noqa: E402
 from course_utils.models import MLP, LeNet5, SequenceRNN, resnet20  # noqa: E402
 from course_utils.settings import RunSettings, configure  # noqa: E402
 from course_utils.tables import format_table  # noqa: E402
@@ -161,6 +190,13 @@ def settings_that_matter(values: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(chosen))
 
 
+def batches_of(run: RunSettings, images: ImageDataset) -> BatchSplits:
+    """The batches notebook 04 makes of ``images``: with the recipe's ``cifar_*`` sizes for CIFAR-10."""
+    own = "cifar_" if images.name == "cifar10" else ""  # CIFAR-10's batch settings are cifar_batch_size, ...
+    sizes = ("batch_size", "val_size", "train_subset", "test_subset")
+    return run.batches(images, **{name: getattr(run, own + name) for name in sizes})
+
+
 def train_config(run: RunSettings, model: Model, lr: float) -> TrainConfig:
     """The configuration ``model`` trains with at peak learning rate ``lr``, as the notebook builds it."""
     epochs = run.cifar_epochs if model.dataset == "cifar10" else run.epochs
@@ -264,16 +300,8 @@ def print_rows(rows: list[dict[str, Any]], chosen: dict[str, dict[str, Any]]) ->
     print(format_table(table, headers, formats=(None, "g", ".2%", ".4f", ".1f", None)))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=tuple(GROUPS), default="all", help="which models to train")
-    parser.add_argument("--profile", choices=("smoke", "quick"), default="quick")
-    parser.add_argument(
-        "--data-dir", default=None, help="folder with mnist.npz, cifar10.npz ($COURSE_DATA_DIR)"
-    )
-    parser.add_argument("--out", type=Path, default=RESULTS / "learning_rates.json", help="the JSON record")
-    args = parser.parse_args()
-
+def choose_learning_rates(args: argparse.Namespace) -> None:
+    """Try every rate of each model's grid, choose the best on the validation split, write the record."""
     run = configure(NOTEBOOK, args.profile, device="cpu", data_dir=args.data_dir)
     models = [m for m in MODELS if m.dataset in GROUPS[args.only]]
     grids = {m.name: grid_for(run, m) for m in models}  # every grid checked before any training
@@ -281,11 +309,8 @@ def main() -> None:
     chosen: dict[str, dict[str, Any]] = {}
     start = time.perf_counter()
     for dataset in GROUPS[args.only]:
-        images = load_dataset(dataset, run.data_dir)
+        batches = batches_of(run, load_dataset(dataset, run.data_dir))
         group = [m for m in models if m.dataset == dataset]
-        own = "cifar_" if dataset == "cifar10" else ""  # CIFAR-10's batch settings are cifar_batch_size, ...
-        sizes = ("batch_size", "val_size", "train_subset", "test_subset")
-        batches = run.batches(images, **{name: getattr(run, own + name) for name in sizes})
         print(
             f"=== {dataset}: {batches.train.num_samples:,} training and {batches.val.num_samples:,} "
             f"validation images, batch {batches.train.batch_size}",
@@ -350,6 +375,312 @@ def main() -> None:
             f'"{m.key}": {recipe_literal(chosen[m.name]["lr"])}' for m in models if m.rates == table
         )
         print(f'    "{table}": {{{rates}}},')
+
+
+# --- The seed spread: how far notebook 04's numbers move from one seed to the next ---------------
+
+#: The views of the seed spread, in the order they are measured and printed.
+VIEWS = (
+    "MNIST, equal epochs",
+    "MNIST, equal time",
+    "permuted MNIST",
+    "CIFAR-10, equal epochs",
+    "CIFAR-10, equal time",
+)
+#: The models notebook 04 trains on permuted pixels.
+PERMUTED_MODELS = ("MLP", "LeNet-5", "row LSTM")
+#: (view, the view it changes): one model's accuracy in both, compared as two models are.
+CHANGES = (
+    ("MNIST, equal time", "MNIST, equal epochs"),
+    ("permuted MNIST", "MNIST, equal epochs"),
+    ("CIFAR-10, equal time", "CIFAR-10, equal epochs"),
+)
+#: The recipe settings the seed spread reads besides those that shape the training.
+RATE_SETTINGS = ("learning_rates", "cifar_learning_rates", "equal_time_reference")
+#: What the summary gives the mean, min, max and spread of, for each model and view.
+MEASURES = ("test_accuracy", "val_accuracy", "epochs", "seconds", "images_per_second")
+
+
+def train_and_test(
+    run: RunSettings,
+    model: Model,
+    batches: BatchSplits,
+    *,
+    epochs: int | None = None,
+    prepare: Callable[[nn.Module], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``model`` as notebook 04 does, at its recipe learning rate, and score it on the test split.
+
+    The seed is ``run.seed``: it made ``batches`` (the split and the order), and ``seed_everything``
+    draws the initial weights from it here, as the notebook does before building each model.
+
+    Args:
+        epochs: how many (None: the recipe's, ``epochs`` or ``cifar_epochs``).
+        prepare: changes the initial weights before training (the MLP on permuted pixels starts
+            from its weights rearranged by the same permutation, as in the notebook).
+
+    Returns:
+        One row: the epochs; ``seconds``, ``fit``'s wall time with the validation after each epoch
+        (what the notebook's equal-time budget counts); the median ``images_per_second`` of the
+        epochs; the final validation and the test accuracy; the load average when it finished
+        (other jobs on the CPU slow the timings, not the accuracies).
+    """
+    seed_everything(run.seed)
+    network = model.build(run)
+    if prepare is not None:
+        prepare(network)
+    lr = getattr(run, model.rates)[model.key]
+    config = train_config(run, model, lr)
+    if epochs is not None:
+        config = dataclasses.replace(config, epochs=epochs)
+    history = fit(network, batches.train, batches.val, config)
+    return {
+        "model": model.key,
+        "lr": lr,
+        "epochs": config.epochs,
+        "seconds": history.total_seconds,
+        "images_per_second": statistics.median(history.column("images_per_second")),
+        "val_accuracy": history.last["val_accuracy"],
+        "test_accuracy": evaluate(network, batches.test, mixed_precision=config.mixed_precision).accuracy,
+        "load_average": list(os.getloadavg()),
+    }
+
+
+def epochs_within(budget: float, row: dict[str, Any]) -> int:
+    """The whole epochs at the pace of ``row`` (its seconds per epoch) that fit in ``budget`` seconds,
+    at least 1: rounded down, so that a model does not train longer than the reference did (unless
+    the load slows it down meanwhile)."""
+    return max(1, math.floor(budget / row["seconds"] * row["epochs"]))
+
+
+def measure_one_seed(run: RunSettings, groups: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Every run of the seed spread with ``run.seed``: one row per (view, model), as notebook 04 trains.
+
+    A model whose equal-time epochs equal its equal-epochs ones is not trained again (the notebook
+    reuses that run too): its equal-time row is a copy, marked ``reused``.
+    """
+    rows: list[dict[str, Any]] = []
+
+    def keep(view: str, row: dict[str, Any], reused: bool = False) -> dict[str, Any]:
+        rows.append({"seed": run.seed, "view": view, **row, "reused": reused})
+        load = ", ".join(f"{value:.2f}" for value in row["load_average"])
+        print(
+            f"seed {run.seed}, {view}, {row['model']}: test {row['test_accuracy']:.2%}, "
+            f"{row['epochs']} epochs, {row['seconds']:.1f} s{' (reused)' if reused else ''}, load {load}",
+            flush=True,
+        )
+        return row
+
+    def keep_at_equal_time(
+        view: str, model: Model, batches: BatchSplits, budget: float, same_epochs: dict[str, Any]
+    ) -> None:
+        """``model`` in ``budget`` seconds, at the pace of its run at equal epochs (``same_epochs``)."""
+        epochs = epochs_within(budget, same_epochs)
+        if epochs == same_epochs["epochs"]:
+            keep(view, same_epochs, reused=True)
+        else:
+            keep(view, train_and_test(run, model, batches, epochs=epochs))
+
+    if "mnist" in groups:
+        mnist = load_dataset("mnist", run.data_dir)
+        batches = run.batches(mnist)
+        models = [m for m in MODELS if m.dataset == "mnist"]
+        same_epochs = {m.key: keep("MNIST, equal epochs", train_and_test(run, m, batches)) for m in models}
+        budget = same_epochs[run.equal_time_reference]["seconds"]
+        for model in models:
+            keep_at_equal_time("MNIST, equal time", model, batches, budget, same_epochs[model.key])
+
+        permutation = torch.randperm(28 * 28, generator=torch.Generator().manual_seed(run.seed))
+        permuted = run.batches(
+            dataclasses.replace(
+                mnist,
+                x_train=permute_pixels(mnist.x_train, permutation),
+                x_test=permute_pixels(mnist.x_test, permutation),
+            )
+        )
+
+        def rearrange(mlp: nn.Module) -> None:  # W' = W[:, permutation]: the MLP's start, permuted
+            with torch.no_grad():
+                mlp.fc1.weight.copy_(mlp.fc1.weight[:, permutation])
+
+        for model in models:
+            if model.key in PERMUTED_MODELS:
+                prepare = rearrange if model.key == "MLP" else None
+                keep("permuted MNIST", train_and_test(run, model, permuted, prepare=prepare))
+
+    if "cifar10" in groups:
+        cifar = batches_of(run, load_dataset("cifar10", run.data_dir))
+        lstm, resnet = (m for m in MODELS if m.dataset == "cifar10")
+        lstm_row = keep("CIFAR-10, equal epochs", train_and_test(run, lstm, cifar))
+        resnet_row = keep("CIFAR-10, equal epochs", train_and_test(run, resnet, cifar))
+        for model, row in ((resnet, resnet_row), (lstm, lstm_row)):  # the row LSTM in ResNet-20's time
+            keep_at_equal_time("CIFAR-10, equal time", model, cifar, resnet_row["seconds"], row)
+    return rows
+
+
+def spread_of(values: list[float]) -> dict[str, Any]:
+    """The values over the seeds, their mean, min, max and spread (max - min)."""
+    return {
+        "values": values,
+        "mean": statistics.fmean(values),
+        "min": min(values),
+        "max": max(values),
+        "spread": max(values) - min(values),
+    }
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{view: {model: {measure: spread_of(its values, seed by seed)}}}`` for every measure of MEASURES."""
+    summary: dict[str, dict[str, dict[str, Any]]] = {}
+    for view in VIEWS:
+        for model in dict.fromkeys(row["model"] for row in rows if row["view"] == view):
+            mine = [row for row in rows if (row["view"], row["model"]) == (view, model)]  # in seed order
+            summary.setdefault(view, {})[model] = {k: spread_of([row[k] for row in mine]) for k in MEASURES}
+    return summary
+
+
+def compare(
+    first: tuple[str, str], second: tuple[str, str], summary: dict[str, dict[str, dict[str, Any]]]
+) -> dict[str, Any]:
+    """Whether one (view, model) ranks above another in test accuracy beyond the seed spread.
+
+    The one with the higher mean leads. ``gaps``: the leader's accuracy minus the other's, seed by
+    seed. ``holds``: the leader is ahead in every seed by more than either one's spread (the
+    largest minus the smallest accuracy over the seeds) — the condition for the notebook, which
+    trains seed 0 only, to claim the ranking.
+    """
+    a, b = (summary[view][model]["test_accuracy"] for view, model in (first, second))
+    if a["mean"] < b["mean"]:
+        (first, a), (second, b) = (second, b), (first, a)
+    gaps = [x - y for x, y in zip(a["values"], b["values"])]
+    larger_spread = max(a["spread"], b["spread"])
+    return {
+        "leader": list(first),
+        "other": list(second),
+        "gaps": gaps,
+        "mean_gap": statistics.fmean(gaps),
+        "smallest_gap": min(gaps),
+        "spreads": [a["spread"], b["spread"]],
+        "ahead_in_every_seed": min(gaps) > 0,
+        "holds": min(gaps) > larger_spread,
+    }
+
+
+def comparisons(summary: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Every pair of models within a view, then each model against itself in the view it changes
+    (CHANGES; not where the two runs are one and the same)."""
+    pairs = [((view, a), (view, b)) for view in summary for a, b in itertools.combinations(summary[view], 2)]
+    pairs += [
+        ((view, model), (base, model))
+        for view, base in CHANGES
+        for model in summary.get(view, {})
+        if model in summary.get(base, {})
+        and summary[view][model]["test_accuracy"]["values"] != summary[base][model]["test_accuracy"]["values"]
+    ]
+    return [compare(first, second, summary) for first, second in pairs]
+
+
+def print_seed_spread(
+    seeds: list[int], summary: dict[str, dict[str, dict[str, Any]]], ranks: list[dict[str, Any]]
+) -> None:
+    table = []
+    for view, models in summary.items():
+        for model, measured in models.items():
+            test, epochs, seconds = (measured[k] for k in ("test_accuracy", "epochs", "seconds"))
+            by_seed = [f"{value:.2%}" for value in test["values"]]
+            epochs_by_seed = "/".join(str(e) for e in epochs["values"])
+            table.append((view, model, *by_seed, test["mean"], test["spread"] * 100, epochs_by_seed,
+                          seconds["mean"], seconds["spread"]))  # fmt: skip
+    headers = ("view", "model", *(f"seed {s}" for s in seeds), "mean", "spread (pts)", "epochs", "mean s",
+               "spread s")  # fmt: skip
+    formats = (None, None, *[None] * len(seeds), ".2%", ".2f", None, ".1f", ".1f")
+    print(format_table(table, headers, formats=formats, align="ll" + "r" * (len(headers) - 2)))
+    print()
+
+    def named(view: str, model: str, beside: str) -> str:  # the view only where the two differ
+        return model if view == beside else f"{model} ({view})"
+
+    table = [
+        (
+            r["leader"][0],
+            named(*r["leader"], r["other"][0]),
+            named(*r["other"], r["leader"][0]),
+            " ".join(f"{gap * 100:+.2f}" for gap in r["gaps"]),
+            " / ".join(f"{spread * 100:.2f}" for spread in r["spreads"]),
+            "holds" if r["holds"] else "every seed, within spread" if r["ahead_in_every_seed"] else "no",
+        )
+        for r in ranks
+    ]
+    headers = ("view", "ahead", "of", "gaps by seed (pts)", "spreads (pts)", "ranking")
+    print(format_table(table, headers, align="lllrrl"))
+
+
+def measure_seed_spread(args: argparse.Namespace) -> None:
+    """Train notebook 04's image models with each seed of ``args.seeds``; write and print the spread."""
+    groups = GROUPS[args.only]
+    command = f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} python -m benchmarks.learning_rates"
+    record: dict[str, Any] = {
+        "notebook": NOTEBOOK,
+        "part": "seed spread",
+        "profile": args.profile,
+        "only": args.only,
+        "seeds": args.seeds,
+        "command": " ".join([command, *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "load_average_at_start": list(os.getloadavg()),
+        "what": (
+            "notebook 04's image models at its recipe settings and learning rates, once per seed (the seed "
+            "draws the split, the batch order, the initial weights and the pixel permutation); the spread "
+            "of a model in a view is the largest minus the smallest value over the seeds; a ranking "
+            "'holds' where the leader is ahead in every seed by more than either model's spread; the "
+            "equal-time views give each model floor(reference seconds / its seconds per epoch) epochs, at "
+            "least 1 (MNIST: LeNet-5's time; CIFAR-10: ResNet-20's); seconds are fit's wall time, the "
+            "validation after each epoch included"
+        ),
+    }
+    rows: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    for seed in args.seeds:
+        run = configure(NOTEBOOK, args.profile, device="cpu", data_dir=args.data_dir, seed=seed)
+        rows += measure_one_seed(run, groups)
+        summary = summarise(rows)
+        record.update(
+            settings={**settings_that_matter(run.values), **{k: run.values[k] for k in RATE_SETTINGS}},
+            train_configs={m.name: what_config_sets(train_config(run, m, 1.0)) for m in MODELS},
+            environment=environment(),
+            seeds_done=sorted({row["seed"] for row in rows}),
+            total_seconds=time.perf_counter() - start,
+            rows=rows,
+            summary=summary,
+            comparisons=comparisons(summary),
+        )
+        path = atomic_write(args.out, json.dumps(record, indent=1) + "\n")  # after every seed
+    print()
+    print_seed_spread(record["seeds_done"], record["summary"], record["comparisons"])
+    load = ", ".join(f"{value:.2f}" for value in record["environment"]["load_average_when_written"])
+    print(f"\n{len(rows)} rows in {record['total_seconds']:.0f} s, load {load}; wrote {display_path(path)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=tuple(GROUPS), default="all", help="which models to train")
+    parser.add_argument("--profile", choices=("smoke", "quick"), default="quick")
+    parser.add_argument(
+        "--data-dir", default=None, help="folder with mnist.npz, cifar10.npz ($COURSE_DATA_DIR)"
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="measure the seed spread with these seeds instead"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="the JSON record (learning_rates.json, or image_seeds.json)"
+    )
+    args = parser.parse_args()
+    if args.seeds is None:
+        args.out = args.out or RESULTS / "learning_rates.json"
+        choose_learning_rates(args)
+    else:
+        args.out = args.out or RESULTS / "image_seeds.json"
+        measure_seed_spread(args)
 
 
 if __name__ == "__main__":

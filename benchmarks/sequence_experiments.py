@@ -1,80 +1,80 @@
-"""Sequence tasks on a CPU: TCN, LSTM, GRU and a plain RNN under one budget rule; latency; GRU vs LSTM.
+"""Sequence tasks on a CPU: TCN, LSTM, GRU and a plain RNN under one budget rule, over three seeds.
 
-The measurements behind notebook 04's sequence sections (issue 15). Each part prints a table
-and writes ``benchmarks/results/sequence_<part>.json``:
+The measurements behind notebook 05 (``notebooks/05_sequences_attention.ipynb``), from its recipe
+(``RECIPES["05_sequences_attention"]`` in ``course_utils/settings.py``). One command reproduces them::
 
-* ``adding``, ``copy``, ``mnist``: the adding problem, the copy-memory task and sequential
-  MNIST (14x14, 196 steps) of :mod:`course_utils.sequences`, with the settings of notebook
-  04's ``quick`` profile (``recipe("04_cnn_vs_rnn", "quick")[0]["sequence_tasks"]``). The
-  budget rule, the same for every model: the same number of optimiser steps, ``epochs`` of
-  ``steps_per_epoch`` (the recipe's ``sequence_training``: Adam, batch 64, constant learning
-  rate, gradient norm clipped to 1, float32), trained by ``fit``, each model's learning rate chosen
-  from the recipe's ``sequence_lr_grid`` by the *validation* loss
-  (:func:`course_utils.sequences.select_learning_rate`), the test split scored once, for the
-  chosen rate only. Comparable parameter counts
-  (:func:`course_utils.sequences.sequence_model_builders`): hidden sizes 64 (LSTM), 74 (GRU)
-  and 128 (RNN), and a TCN whose width matches the LSTM's count. The rates chosen here are
-  the recipe's ``sequence_learning_rates`` (``tests/test_sequence_records.py`` checks that they agree).
-* ``seeds``: the three tasks again with seeds 1 and 2 at the chosen learning rates: which
-  conclusions survive another draw of the data and the initial weights.
-* ``mnist_variants``: sequential MNIST with permuted pixels (seeds 0-2), and trained 3 times
-  longer (seeds 0-1).
-* ``notebook_quick``: each model once at its chosen rate on the three tasks, timed: what the
-  notebook's quick profile would run (run it with ``OMP_NUM_THREADS=2``, as a notebook has).
-* ``full``: the ``full`` profile's settings (longer sequences, 784-step sequential and
-  permuted sequential MNIST), and two longer still, the paper's T = 600 adding problem and
-  T = 1000 copy task. Not trained to the end here: it times a few training steps of every
-  model and estimates what the runs would take.
+    python -m benchmarks.sequence_experiments
+
+It runs, with 2 torch threads in float32 as a notebook does on a 2-core CPU:
+
+* ``adding``, ``copy``, ``mnist``: the quick profile's tasks (``recipe(NOTEBOOK, "quick")[0]["tasks"]``),
+  and ``permuted_mnist``: sequential MNIST of the same size with its pixels in a fixed random order
+  (measured here only: the notebook's quick profile has no time for it). For each task and model:
+  the learning rate with the lowest *validation* loss after the task's optimiser steps, chosen from
+  the recipe's ``lr_grid`` with seed 0 (:func:`course_utils.sequences.select_learning_rate`, as the
+  notebook's ``full`` profile does), with every rate's validation loss; then seeds 0, 1, 2 at that
+  rate, each with its own data and initial weights (``make_sequence_task(settings, mnist, seed=s)``,
+  ``torch.manual_seed(s)`` before building), trained afresh as the notebook trains them, and scored
+  once on the test split. A chosen rate at an edge of the grid is flagged (``at_grid_edge``): widen
+  the grid. Each writes ``results/sequence_<task>.json``; the
+  recipe's ``learning_rates`` are the rates chosen here (``tests/test_sequence_records.py``).
+* ``quick_timing``, ``smoke_timing``: what the notebook's quick (smoke) profile trains, timed: every
+  task x model x seed at the recipe's learning rates, with the load average before and after (other
+  jobs slow every timing).
+
+Not run by default (their records were made for notebook 04 and still hold; rerun them by name):
+
+* ``full``: the ``full`` profile's settings, and two longer still (the paper's T = 600 adding
+  problem and T = 1000 copy task): a few timed training steps of every model, and the estimated
+  time of the whole runs on this CPU.
 * ``latency``: one image and a batch of 256 through LeNet-5, the MLP and the row-reading
   ``SequenceRNN`` (RNN, LSTM, GRU), median of repeated forward passes.
 * ``gru_vs_lstm``: why the GRU is slower than the LSTM on this CPU although it does fewer
-  FLOPs: the operators each one runs (``torch.profiler``), and both timed again with oneDNN
-  switched off.
+  FLOPs: the operators each one runs (``torch.profiler``), and both timed again with oneDNN off.
 
-Usage (the numbers in ``benchmarks/results`` were measured with one thread, on a 2-core CPU
-shared with other jobs; a notebook run has 2 threads)::
+Threads: floating-point sums split over another number of threads round differently, and a training
+run amplifies that, so the thread count is part of the result: the script uses 2 (``OMP_NUM_THREADS``,
+which also stops ``fit`` from adapting it to the load), as a notebook does on an idle 2-core CPU; with
+them a run repeats bit for bit (seed 0's run at the chosen rate is the grid's run at that rate).
+On a CPU that other jobs share, ``GOMP_SPINCOUNT=10000`` keeps the two threads from spinning against
+them (each waiting thread sleeps after a few microseconds; the default spin made a run ten times
+slower there), and changes no number; time the quick profile on a quiet CPU::
 
-    OMP_NUM_THREADS=1 python -m benchmarks.sequence_experiments --parts adding copy mnist seeds
-    OMP_NUM_THREADS=1 python -m benchmarks.sequence_experiments --parts mnist_variants
-    OMP_NUM_THREADS=2 python -m benchmarks.sequence_experiments --parts notebook_quick
-    OMP_NUM_THREADS=1 python -m benchmarks.sequence_experiments --parts latency gru_vs_lstm full
-
-(``seeds`` and ``mnist_variants`` read the learning rates chosen by ``adding``, ``copy`` and
-``mnist`` from their JSON files.)
+    GOMP_SPINCOUNT=10000 python -m benchmarks.sequence_experiments --parts adding copy mnist permuted_mnist
+    python -m benchmarks.sequence_experiments --parts quick_timing smoke_timing
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
-import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+import os
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+os.environ.setdefault("OMP_NUM_THREADS", "2")  # before torch starts its threads: see the docstring
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import shlex  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.records import machine_environment  # noqa: E402
-from course_utils.data import Batches, load_dataset  # noqa: E402
+from course_utils.data import ImageDataset, load_dataset  # noqa: E402
 from course_utils.environment import atomic_write  # noqa: E402
-from course_utils.evaluation import (  # noqa: E402
-    EvalResult,
-    count_parameters,
-    evaluate,
-    flops_per_image,
-    measure_latency,
-)
+from course_utils.evaluation import count_parameters, evaluate, flops_per_image, measure_latency  # noqa: E402
 from course_utils.models import MLP, LeNet5, SequenceRNN  # noqa: E402
 from course_utils.sequences import (  # noqa: E402
-    RECURRENT_HIDDEN_SIZES,
     SEQUENCE_MODELS,
     SequenceTask,
+    gradient_reach,
     make_sequence_task,
     select_learning_rate,
     sequence_model_builders,
@@ -84,28 +84,32 @@ from course_utils.tables import format_table  # noqa: E402
 from course_utils.training import History, TrainConfig, fit, loss_function  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+NOTEBOOK = "05_sequences_attention"
 
 # --------------------------------------------------------------------------------------
-# The budget rule and the models, the same for every task
+# The budget rule and the tasks, from the recipe
 # --------------------------------------------------------------------------------------
 
-_QUICK = recipe("04_cnn_vs_rnn", "quick")[0]
-#: The sequence tasks of notebook 04's quick profile (keys adding, copy, mnist): each model trains
-#: the same steps on short sequences. Named once, in the recipe.
-QUICK: dict[str, dict[str, Any]] = _QUICK["sequence_tasks"]
-#: Each model's learning rate is chosen from this grid on the validation split.
-LEARNING_RATES = tuple(_QUICK["sequence_lr_grid"])
+QUICK = recipe(NOTEBOOK, "quick")[0]
+#: The quick profile's tasks, and permuted sequential MNIST of the same size (measured here only).
+TASKS: dict[str, dict[str, Any]] = {
+    **QUICK["tasks"],
+    "permuted_mnist": {**QUICK["tasks"]["mnist"], "permuted": True},
+}
+#: Each model's learning rate is chosen from this grid on the validation split, with seed 0.
+LR_GRID: tuple[float, ...] = tuple(QUICK["lr_grid"])
 #: The TrainConfig fields every model of every task trains with: Adam (AdamW without weight decay) at a
 #: constant rate, in float32, the global gradient norm clipped (Pascanu et al., 2013: it bounds the steps
 #: of a recurrent network whose gradient explodes, and does nothing for one whose gradient vanishes).
-TRAINING: dict[str, Any] = _QUICK["sequence_training"]
+TRAINING: dict[str, Any] = QUICK["training"]
 GRAD_CLIP = TRAINING["grad_clip"]
-SEED = 0
+SEEDS = tuple(range(QUICK["seeds"]))  # the notebook's SEED = 0, then 1 and 2
+SEED = SEEDS[0]  # the seed of the learning-rate selection
 
 #: The full profile's tasks (for a GPU, or a long CPU run: longer sequences, the paper's 784-step
 #: sequential and permuted MNIST), and, for this benchmark only, the paper's T = 600 adding problem
 #: and T = 1000 copy task. Bai et al. train far longer still (see the notes).
-_FULL_TASKS = recipe("04_cnn_vs_rnn", "full")[0]["sequence_tasks"]
+_FULL_TASKS = recipe(NOTEBOOK, "full")[0]["tasks"]
 FULL: dict[str, dict[str, Any]] = {
     "adding_200": _FULL_TASKS["adding"],
     "adding_600": {
@@ -141,7 +145,7 @@ PAPER_TABLE_1 = {
 
 
 def total_steps(settings: dict[str, Any]) -> int:
-    """The optimiser steps of a ``sequence_tasks`` entry: ``epochs`` of ``steps_per_epoch``."""
+    """The optimiser steps of a task entry: ``epochs`` of ``steps_per_epoch``."""
     return settings["epochs"] * settings["steps_per_epoch"]
 
 
@@ -157,10 +161,9 @@ def describe(task: SequenceTask) -> str:
     )
 
 
-def make_task(settings: dict[str, Any], data_dir: str | None, seed: int = SEED) -> SequenceTask:
-    """The task of one ``sequence_tasks`` entry (MNIST is loaded only for sequential MNIST)."""
-    mnist = load_dataset("mnist", data_dir) if settings["task"] == "sequential_mnist" else None
-    return make_sequence_task(settings, mnist, seed=seed)
+def make_task(settings: dict[str, Any], mnist: ImageDataset | None, seed: int) -> SequenceTask:
+    """The task of one entry, its data drawn from ``seed`` (MNIST is read only for sequential MNIST)."""
+    return make_sequence_task(settings, mnist if settings["task"] == "sequential_mnist" else None, seed=seed)
 
 
 def builders(task: SequenceTask, settings: dict[str, Any]) -> dict[str, Callable[[], nn.Module]]:
@@ -177,228 +180,163 @@ def train_config(settings: dict[str, Any], task: SequenceTask, lr: float) -> Tra
     )
 
 
-def score(model: nn.Module, task: SequenceTask, batches: Batches) -> EvalResult:
-    """``model`` on ``batches`` of ``task`` (its validation or test split), in the training's precision."""
-    return evaluate(model, batches, loss=task.loss, mixed_precision=TRAINING["mixed_precision"])
+def scored_row(model: nn.Module, task: SequenceTask, history: History, seed: int) -> dict[str, Any]:
+    """One trained model of one seed: its test score (the test split, once) against chance, its time and
+    its validation curve (after each epoch; the copy task's accuracy there counts every step).
 
-
-def curve(history: History, settings: dict[str, Any]) -> dict[str, list]:
-    """The validation after each epoch, at the optimiser step it came (accuracy None for a regression)."""
-    rows = history.rows
-    return {
-        "steps": [row["epoch"] * settings["steps_per_epoch"] for row in rows],
-        "train_loss": [row["train_loss"] for row in rows],
-        "val_loss": [row["val_loss"] for row in rows],
-        "val_accuracy": [row.get("val_accuracy") for row in rows],
+    On the adding problem also how far back its gradient reaches: ``||dL/dx_t||`` for each step of the
+    first test batch (:func:`course_utils.sequences.gradient_reach`), and the share of it that falls on
+    the first half of the sequence.
+    """
+    test = evaluate(model, task.test, loss=task.loss, mixed_precision=TRAINING["mixed_precision"])
+    row = {
+        "seed": seed,
+        "val_loss": history.last["val_loss"],
+        "test_loss": test.loss,
+        "loss_over_chance": test.loss / task.chance_loss,
+        "test_accuracy": task.accuracy(test),  # the recalled digits only, for the copy task; None: regression
+        "seconds": history.total_seconds,
+        "val_loss_curve": history.column("val_loss"),
     }
+    if task.name == "adding":
+        reach = gradient_reach(model, task, *next(iter(task.test)))
+        row["gradient_reach"] = reach.tolist()
+        row["first_half_share"] = float(reach[: task.length // 2].sum() / reach.sum())
+    return row
+
+
+def print_seed_row(task: SequenceTask, model_name: str, lr: float, row: dict[str, Any]) -> None:
+    accuracy = "" if row["test_accuracy"] is None else f", test accuracy {row['test_accuracy']:.1%}"
+    print(
+        f"  {task.name} seed {row['seed']} {model_name} (lr {lr:g}): test loss {row['test_loss']:.4g} "
+        f"({row['loss_over_chance']:.3f} of chance){accuracy}, {row['seconds']:.1f} s",
+        flush=True,
+    )
 
 
 # --------------------------------------------------------------------------------------
-# Quick profile: train every model under the budget rule
+# Each task: the learning rate of each model on the grid (seed 0), then three seeds at it
 # --------------------------------------------------------------------------------------
 
 
-def run_task(settings: dict[str, Any], data_dir: str | None, models: tuple[str, ...]) -> dict:
-    task = make_task(settings, data_dir)
-    print(f"\n=== {describe(task)}", flush=True)
+def run_task(name: str, mnist: ImageDataset | None, models: tuple[str, ...]) -> dict[str, Any]:
+    settings = TASKS[name]
+    tasks = {seed: make_task(settings, mnist, seed) for seed in SEEDS}
+    print(f"\n=== {name}: {describe(tasks[SEED])}, {total_steps(settings)} steps", flush=True)
     rows = []
-    for model_name, build in builders(task, settings).items():
-        if model_name not in models:
-            continue
+    for model_name in models:
+        build = builders(tasks[SEED], settings)[model_name]
         start = time.perf_counter()
-        config = train_config(settings, task, LEARNING_RATES[0])
-        model, history, val_losses = select_learning_rate(build, task, LEARNING_RATES, config, SEED)
+        config = train_config(settings, tasks[SEED], LR_GRID[0])
+        _, _, val_losses = select_learning_rate(build, tasks[SEED], LR_GRID, config, SEED)
         grid_seconds = time.perf_counter() - start
         lr = min(val_losses, key=val_losses.__getitem__)  # the first of equal losses, as select_learning_rate
-        test = score(model, task, task.test)  # the test split, once
-        row = {
-            "task": task.name,
-            "T": task.length,
-            "model": model_name,
-            "parameters": count_parameters(model),
-            "receptive_field": getattr(model, "receptive_field", None),
-            "hidden_or_width": getattr(model.rnn, "hidden_size", None)
-            if hasattr(model, "rnn")
-            else model.fc.in_features,
-            "steps": total_steps(settings),
-            "batch_size": settings["batch_size"],
-            "lr_chosen": lr,
-            "val_loss_per_lr": {f"{rate:g}": loss for rate, loss in val_losses.items()},
-            "val_loss": val_losses[lr],
-            # The copy task counts the recalled digits only (task.accuracy); the curve, from fit, every step.
-            "val_accuracy": task.accuracy(score(model, task, task.val)),
-            "test_loss": test.loss,
-            "test_accuracy": task.accuracy(test),
-            "chance_loss": task.chance_loss,
-            "chance_accuracy": task.chance_accuracy,
-            "loss_over_chance": test.loss / task.chance_loss,
-            "seconds": history.total_seconds,
-            "grid_seconds": grid_seconds,
-            "curve": curve(history, settings),
-        }
-        rows.append(row)
-        accuracy = "" if row["test_accuracy"] is None else f", test accuracy {row['test_accuracy']:.1%}"
+        edge = lr in (LR_GRID[0], LR_GRID[-1])
         print(
-            f"{model_name}: {row['parameters']:,} parameters, lr {lr:g} (val losses "
-            f"{', '.join(f'{rate:g}: {v:.4g}' for rate, v in val_losses.items())}), test loss {test.loss:.4g}"
-            f"{accuracy}; chance {task.chance_loss:.4g}; {row['seconds']:.1f} s for the chosen run, "
-            f"{grid_seconds:.1f} s for the grid",
+            f"{model_name}: {count_parameters(build()):,} parameters; validation loss per rate "
+            f"{', '.join(f'{rate:g}: {loss:.4g}' for rate, loss in val_losses.items())} -> lr {lr:g}"
+            f"{'  AT THE EDGE OF THE GRID: widen it' if edge else ''} ({grid_seconds:.0f} s for the grid)",
             flush=True,
         )
-    print_task_table(rows)
-    return {"settings": settings, "task": describe(task), "rows": rows}
-
-
-def print_task_table(rows: list[dict]) -> None:
-    table = [
-        (
-            r["model"],
-            r["parameters"],
-            r["lr_chosen"],
-            r["val_loss"],
-            r["test_loss"],
-            "-" if r["test_accuracy"] is None else f"{r['test_accuracy']:.1%}",
-            r["chance_loss"],
-            r["seconds"],
+        seeds = []
+        for seed in SEEDS:  # seed 0 too: afresh, as the notebook trains it, not the grid's run
+            build = builders(tasks[seed], settings)[model_name]  # builds models to count their parameters
+            torch.manual_seed(seed)  # so the seed comes after, just before the model is built
+            model = build()
+            history = fit(model, tasks[seed].train, tasks[seed].val, train_config(settings, tasks[seed], lr))
+            seeds.append(scored_row(model, tasks[seed], history, seed))
+            print_seed_row(tasks[seed], model_name, lr, seeds[-1])
+        rows.append(
+            {
+                "model": model_name,
+                "parameters": count_parameters(model),
+                "receptive_field": getattr(model, "receptive_field", None),
+                "lr_chosen": lr,
+                "at_grid_edge": edge,
+                "val_loss_per_lr": {f"{rate:g}": loss for rate, loss in val_losses.items()},
+                "grid_seconds": grid_seconds,
+                "seeds": seeds,
+            }
         )
-        for r in rows
-    ]
-    headers = ("model", "params", "lr", "val loss", "test loss", "test acc", "chance loss", "s (chosen run)")
-    print(format_table(table, headers, formats=(None, ",d", "g", ".4g", ".4g", None, ".4g", ".1f")))
-
-
-def chosen_learning_rates(out: Path, task_name: str) -> dict[str, float]:
-    """The learning rate chosen on the validation split for each model, from an earlier ``--parts`` run."""
-    rows = json.loads((out / f"sequence_{task_name}.json").read_text())["rows"]
-    return {row["model"]: row["lr_chosen"] for row in rows}
-
-
-def train_once(build, task, settings: dict[str, Any], lr: float, seed: int) -> tuple[History, EvalResult]:
-    """Train one fresh model at one learning rate; return its History and its test score."""
-    torch.manual_seed(seed)
-    model = build()
-    history = fit(model, task.train, task.val, train_config(settings, task, lr))
-    return history, score(model, task, task.test)
-
-
-# --------------------------------------------------------------------------------------
-# Other seeds: do the quick profile's conclusions hold beyond seed 0?
-# --------------------------------------------------------------------------------------
-
-
-def score_row(task: SequenceTask, model_name: str, lr: float, history: History, test, **extra: Any) -> dict:
-    """One trained model's row of a record: its rate, test score against chance, and time."""
+    print_task_table(tasks[SEED], rows)
     return {
-        "task": task.name,
-        **extra,
-        "model": model_name,
-        "lr": lr,
-        "test_loss": test.loss,
-        "test_accuracy": task.accuracy(test),
-        "chance_loss": task.chance_loss,
-        "loss_over_chance": test.loss / task.chance_loss,
-        "seconds": history.total_seconds,
+        "task_name": name,
+        "settings": settings,
+        "steps": total_steps(settings),
+        "task": describe(tasks[SEED]),
+        "chance_loss": tasks[SEED].chance_loss,
+        "chance_accuracy": tasks[SEED].chance_accuracy,
+        "budget_rule": {
+            "training": TRAINING,
+            "lr_grid": list(LR_GRID),
+            "selection": f"lowest validation loss after {total_steps(settings)} steps, seed {SEED}; "
+            "the test split scored once per seed, at the chosen rate only",
+            "seeds": list(SEEDS),
+        },
+        "rows": rows,
+        "paper_table_1": PAPER_TABLE_1,
     }
 
 
-def other_seeds(seeds: list[int], data_dir: str | None, out: Path, models: tuple[str, ...]) -> dict:
-    """Retrain every model at its chosen learning rate (from ``sequence_<task>.json``) with other seeds.
+def print_task_table(task: SequenceTask, rows: list[dict[str, Any]]) -> None:
+    """Per model: the chosen rate and each seed's test loss over chance (and accuracy)."""
 
-    Each seed changes the data (the synthetic sequences, or the MNIST subsets), the training
-    order and the initial weights. No new learning-rate search: this checks how far the
-    seed-0 conclusions depend on luck, the question a notebook assertion must survive.
+    def scores(row: dict[str, Any]) -> str:
+        return "  ".join(
+            f"{s['loss_over_chance']:.3f}"
+            + ("" if s["test_accuracy"] is None else f" ({s['test_accuracy']:.1%})")
+            for s in row["seeds"]
+        )
+
+    table = [(r["model"], r["parameters"], r["lr_chosen"], scores(r)) for r in rows]
+    headers = ("model", "params", "lr", f"test loss / chance ({task.chance_loss:.4g}), per seed")
+    print(format_table(table, headers, formats=(None, ",d", "g", None)))
+
+
+# --------------------------------------------------------------------------------------
+# The notebook's quick profile, timed
+# --------------------------------------------------------------------------------------
+
+
+def profile_timing(profile: str, mnist: ImageDataset, models: tuple[str, ...]) -> dict[str, Any]:
+    """Train what a profile of the notebook trains (every task x model x seed at its rates), timed.
+
+    ``seconds`` is the training time ``fit`` measures (validation included); the data, models and test
+    scores around it cost a few seconds more (``wall_seconds``).
     """
-    rows = []
-    for name, settings in QUICK.items():
-        chosen = chosen_learning_rates(out, name)
-        for seed in seeds:
-            task = make_task(settings, data_dir, seed=seed)
-            for model_name, build in builders(task, settings).items():
-                if model_name not in models:
-                    continue
-                history, test = train_once(build, task, settings, chosen[model_name], seed)
-                rows.append(score_row(task, model_name, chosen[model_name], history, test, seed=seed))
-                tested = rows[-1]["test_accuracy"]
-                accuracy = "" if tested is None else f", accuracy {tested:.1%}"
-                print(
-                    f"{task.name} seed {seed} {model_name}: test loss {test.loss:.4g} "
-                    f"({test.loss / task.chance_loss:.3f} of chance){accuracy}, "
-                    f"{history.total_seconds:.1f} s",
-                    flush=True,
-                )
-    return {"seeds": seeds, "rows": rows}
-
-
-def notebook_quick(data_dir: str | None, out: Path, models: tuple[str, ...]) -> dict:
-    """What the notebook's quick profile would run: each model once, at its chosen rate, on all three tasks.
-
-    Run it with the notebook's thread count (``OMP_NUM_THREADS=2``) to see its cost.
-    """
-    rows = []
-    for name, settings in QUICK.items():
-        chosen = chosen_learning_rates(out, name)
-        start = time.perf_counter()
-        task = make_task(settings, data_dir)
-        task_seconds = time.perf_counter() - start
-        for model_name, build in builders(task, settings).items():
-            if model_name not in models:
-                continue
-            history, test = train_once(build, task, settings, chosen[model_name], SEED)
-            rows.append(
-                score_row(task, model_name, chosen[model_name], history, test, task_seconds=task_seconds)
-            )
-            print(
-                f"{task.name} {model_name}: test loss {test.loss:.4g}, {history.total_seconds:.1f} s",
-                flush=True,
-            )
-    total = sum(r["seconds"] for r in rows)
-    print(f"training, all tasks and models: {total:.0f} s", flush=True)
-    return {"rows": rows, "training_seconds": total}
-
-
-def mnist_variants(data_dir: str | None, out: Path, models: tuple[str, ...]) -> dict:
-    """Two checks of the sequential-MNIST result, at the learning rates chosen for seed 0.
-
-    * ``permuted``: the same 196 steps with the pixels in a fixed random order, seeds 0, 1, 2.
-    * ``longer``: the plain 196 steps trained 3 times longer (1,200 steps), seeds 0 and 1.
-
-    The validation split is scored every 400 steps: epochs of 400 steps (the batches, and so the
-    training at a constant rate, do not depend on how the steps are cut into epochs).
-    """
-    chosen = chosen_learning_rates(out, "mnist")
-    steps = total_steps(QUICK["mnist"])
-    every_400 = {"steps_per_epoch": 400, "epochs": steps // 400}
-    checks = {
-        "permuted": ({**QUICK["mnist"], **every_400, "permuted": True}, (0, 1, 2)),
-        "longer": ({**QUICK["mnist"], **every_400, "epochs": 3 * steps // 400}, (0, 1)),
-    }
-    rows = []
-    for check, (settings, seeds) in checks.items():
-        for seed in seeds:
-            task = make_task(settings, data_dir, seed=seed)
-            for model_name, build in builders(task, settings).items():
-                if model_name not in models:
-                    continue
-                history, test = train_once(build, task, settings, chosen[model_name], seed)
+    values = recipe(NOTEBOOK, profile)[0]
+    load_before, start, rows = os.getloadavg(), time.perf_counter(), []
+    for name, settings in values["tasks"].items():
+        for seed in range(values["seeds"]):
+            task = make_task(settings, mnist, seed)
+            build = builders(task, settings)  # first: it builds models to count their parameters
+            for model_name in models:
+                lr = values["learning_rates"][name][model_name]
+                torch.manual_seed(seed)
+                model = build[model_name]()
+                history = fit(model, task.train, task.val, train_config(settings, task, lr))
                 rows.append(
-                    {
-                        "check": check,
-                        "task": task.name,
-                        "steps": total_steps(settings),
-                        "seed": seed,
-                        "model": model_name,
-                        "lr": chosen[model_name],
-                        "val_accuracy_curve": history.column("val_accuracy"),
-                        "test_accuracy": test.accuracy,
-                        "seconds": history.total_seconds,
-                    }
+                    {"task": name, "model": model_name, "lr": lr, **scored_row(model, task, history, seed)}
                 )
-                print(
-                    f"{check}: {task.name}, {total_steps(settings)} steps, seed {seed}, {model_name}: "
-                    f"test accuracy {test.accuracy:.1%}, {history.total_seconds:.1f} s",
-                    flush=True,
-                )
-    return {"rows": rows}
+                print_seed_row(task, model_name, lr, rows[-1])
+    wall = time.perf_counter() - start
+    training = sum(row["seconds"] for row in rows)
+    per_task = {name: sum(r["seconds"] for r in rows if r["task"] == name) for name in values["tasks"]}
+    print(
+        f"{profile} profile, {len(rows)} trainings: {training:.0f} s of training ({wall:.0f} s in all); "
+        f"per task {', '.join(f'{n} {s:.0f} s' for n, s in per_task.items())}; load average "
+        f"{load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after",
+        flush=True,
+    )
+    return {
+        "profile": profile,
+        "training_seconds": training,
+        "training_seconds_per_task": per_task,
+        "wall_seconds": wall,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "rows": rows,
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -423,10 +361,10 @@ def seconds_per_step(model: nn.Module, task: SequenceTask, steps: int = 5) -> fl
     return statistics.median(times)
 
 
-def estimate_full(data_dir: str | None) -> dict:
+def estimate_full(mnist: ImageDataset) -> dict:
     rows = []
     for name, settings in FULL.items():
-        task = make_task(settings, data_dir)
+        task = make_task(settings, mnist, SEED)
         print(f"\n=== full: {describe(task)}", flush=True)
         for model_name, build in builders(task, settings).items():
             torch.manual_seed(SEED)
@@ -445,7 +383,7 @@ def estimate_full(data_dir: str | None) -> dict:
                     "batch_size": settings["batch_size"],
                     "seconds_per_step_cpu": per_step,
                     "estimated_hours_cpu_one_lr": estimate / 3600,
-                    "estimated_hours_cpu_grid": estimate * len(LEARNING_RATES) / 3600,
+                    "estimated_hours_cpu_grid": estimate * len(LR_GRID) / 3600,
                 }
             )
             print(
@@ -652,62 +590,52 @@ def gru_vs_lstm(repeats: int) -> dict:
 
 
 def environment() -> dict:
-    return machine_environment(onednn=torch.backends.mkldnn.is_available())
+    return machine_environment(
+        onednn=torch.backends.mkldnn.is_available(), GOMP_SPINCOUNT=os.environ.get("GOMP_SPINCOUNT")
+    )
 
 
-def write(part: str, result: dict, out: Path) -> None:
-    result = {"part": part, "environment": environment(), **result}
+def write(part: str, result: dict, out: Path, command: str) -> None:
+    result = {
+        "part": part,
+        "notebook": NOTEBOOK,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "command": command,
+        "environment": environment(),
+        **result,
+    }
     path = atomic_write(out / f"sequence_{part}.json", json.dumps(result, indent=1) + "\n")
     print(f"wrote {path}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parts = (
-        "adding",
-        "copy",
-        "mnist",
-        "seeds",
-        "mnist_variants",
-        "notebook_quick",
-        "full",
-        "latency",
-        "gru_vs_lstm",
+    default = [*TASKS, "quick_timing", "smoke_timing"]
+    parser.add_argument(
+        "--parts", nargs="+", choices=[*default, "full", "latency", "gru_vs_lstm"], default=default
     )
-    parser.add_argument("--parts", nargs="+", choices=parts, default=list(parts))
     parser.add_argument("--models", nargs="+", choices=SEQUENCE_MODELS, default=list(SEQUENCE_MODELS))
     parser.add_argument("--data-dir", default=None, help="folder with mnist.npz (default: $COURSE_DATA_DIR)")
     parser.add_argument("--repeats", type=int, default=50, help="timed repeats per latency")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2], help="seeds for the part 'seeds'")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    command = shlex.join(["python", "-m", "benchmarks.sequence_experiments", *sys.argv[1:]])
+    print(f"{torch.get_num_threads()} torch threads, load average {os.getloadavg()}", flush=True)
+    mnist = load_dataset("mnist", args.data_dir)
     for part in args.parts:
         start = time.perf_counter()
-        if part in QUICK:
-            result = run_task(QUICK[part], args.data_dir, tuple(args.models))
-            result["budget_rule"] = {
-                "learning_rates": LEARNING_RATES,
-                "optimizer": "Adam, constant learning rate",
-                "grad_clip": GRAD_CLIP,
-                "hidden_sizes": {cell.lower(): size for cell, size in RECURRENT_HIDDEN_SIZES.items()},
-                "selection": "lowest validation loss after the same number of steps; test scored once",
-                "seed": SEED,
-            }
-            result["paper_table_1"] = PAPER_TABLE_1
-        elif part == "seeds":
-            result = other_seeds(args.seeds, args.data_dir, args.out, tuple(args.models))
-        elif part == "notebook_quick":
-            result = notebook_quick(args.data_dir, args.out, tuple(args.models))
-        elif part == "mnist_variants":
-            result = mnist_variants(args.data_dir, args.out, tuple(args.models))
+        if part in TASKS:
+            result = run_task(part, mnist, tuple(args.models))
+        elif part.endswith("_timing"):
+            result = profile_timing(part.removesuffix("_timing"), mnist, tuple(args.models))
         elif part == "full":
-            result = estimate_full(args.data_dir)
+            result = estimate_full(mnist)
         elif part == "latency":
             result = measure_latencies(args.repeats)
         else:
             result = gru_vs_lstm(args.repeats)
         result["part_seconds"] = time.perf_counter() - start
-        write(part, result, args.out)
+        write(part, result, args.out, command)
 
 
 if __name__ == "__main__":

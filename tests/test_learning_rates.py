@@ -213,3 +213,15 @@ def test_no_test_set_number_went_into_the_choice(record):
     assert not found, f"the learning-rate record has test-set numbers: {sorted(set(found))}"
     for row in record["rows"]:
         assert set(row) >= {"val_accuracy", "val_loss"}, row
+
+
+def test_notebook_04_ranks_with_the_seed_spreads_the_benchmark_measured():
+    """The margins notebook 04's rankings must exceed are the recorded spreads over seeds 0, 1, 2."""
+    record = json.loads((ROOT / "benchmarks" / "results" / "image_seeds.json").read_text())
+    assert record["seeds_done"] == [0, 1, 2] and record["profile"] == "quick"
+    views = {"MNIST": "MNIST, equal epochs", "CIFAR-10": "CIFAR-10, equal epochs"}
+    _, checks = recipe("04_cnn_vs_rnn", "quick")
+    for data, models in checks["seed_spread"].items():
+        measured = record["summary"][views.get(data, data)]
+        for model, value in models.items():
+            assert value == round(measured[model]["test_accuracy"]["spread"], 4), (data, model)

@@ -164,7 +164,7 @@ class SequenceTask:
 def make_sequence_task(
     settings: Mapping[str, Any], mnist: ImageDataset | None = None, *, seed: int = 0
 ) -> SequenceTask:
-    """Build the task that one ``sequence_tasks`` entry of notebook 04's recipe describes.
+    """Build the task that one ``tasks`` entry of notebook 05's recipe describes.
 
     The entry names the task in ``"task"`` (``"adding"``, ``"copy"``, ``"sequential_mnist"``) and gives
     ``train_size``, ``val_size``, ``test_size`` (None: all), ``batch_size`` and ``steps_per_epoch``;

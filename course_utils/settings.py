@@ -183,6 +183,7 @@ RECIPES: dict[str, dict[str, Any]] = {
                     "adding": {"TCN": 1e-2, "LSTM": 1e-2, "GRU": 3e-2, "RNN": 3e-4},
                     "copy": {"TCN": 3e-3, "LSTM": 3e-2, "GRU": 3e-2, "RNN": 3e-3},
                     "mnist": {"TCN": 1e-2, "LSTM": 1e-2, "GRU": 1e-2, "RNN": 1e-3},
+                    "permuted_mnist": {"TCN": 1e-2, "LSTM": 1e-2, "GRU": 1e-2, "RNN": 1e-3},
                 },
             },
             "smoke": {
@@ -191,20 +192,27 @@ RECIPES: dict[str, dict[str, Any]] = {
                     "adding": {"task": "adding", "length": 20, **_SMOKE, **_TCN, "tcn_levels": 3},  # 43 >= 20
                     "copy": {"task": "copy", "blank_length": 5, **_SMOKE, **_TCN, "tcn_levels": 3,
                              "tcn_kernel_size": 3},  # 29 >= 25 steps (5 + 2 * 10)
-                    "mnist": {**_MNIST, **_SMOKE, "side": 10, "train_size": 500, "val_size": 100,
-                              "test_size": 100, "steps_per_epoch": 5, **_TCN, "tcn_kernel_size": 5},  # 121
+                    **{
+                        name: {**_MNIST, **_SMOKE, "side": 10, "permuted": permuted, "train_size": 500,
+                               "val_size": 100, "test_size": 100, "steps_per_epoch": 5, **_TCN,
+                               "tcn_kernel_size": 5}  # 121
+                        for name, permuted in (("mnist", False), ("permuted_mnist", True))
+                    },
                 },
             },
             "quick": {
-                # 3 seeds x 4 models x these tasks: about 200 s of training on a 2-core CPU (2 threads).
+                # 3 seeds x 4 models x these tasks: about 260 s of training on a 2-core CPU (2 threads).
                 "tasks": {
                     "adding": {"task": "adding", "length": 40, **_SYNTHETIC, "steps_per_epoch": 100,
                                "epochs": 8, **_TCN, "tcn_kernel_size": 3},  # receptive field 61 >= 40 steps
                     "copy": {"task": "copy", "blank_length": 20, **_SYNTHETIC, "steps_per_epoch": 100,
                              "epochs": 3, **_TCN, "tcn_kernel_size": 3},  # 61 >= 40 steps (20 + 2 * 10)
-                    "mnist": {**_MNIST, "side": 10, "train_size": 10_000, "val_size": 1_000,
-                              "test_size": 2_000, "batch_size": 64, "steps_per_epoch": 100, "epochs": 3,
-                              **_TCN, "tcn_kernel_size": 5},  # 121 >= 100 steps
+                    **{
+                        name: {**_MNIST, "side": 10, "permuted": permuted, "train_size": 10_000,
+                               "val_size": 1_000, "test_size": 2_000, "batch_size": 64,
+                               "steps_per_epoch": 100, "epochs": 3, **_TCN, "tcn_kernel_size": 5}  # 121
+                        for name, permuted in (("mnist", False), ("permuted_mnist", True))
+                    },
                 },
             },
             "full": {
@@ -227,18 +235,18 @@ RECIPES: dict[str, dict[str, Any]] = {
             },
         },
         # *_loss_ratio: test losses as a fraction of chance; max_copy_recurrent_accuracy: the recalled
-        # digits the LSTM, GRU and RNN get right at most within the budget; min_reach_advantage: how many
-        # times more gradient reaches the first half of the adding sequence in the trained LSTM than in
-        # the trained RNN. comparisons: whether rankings are enforced (smoke is too short: only printed).
+        # digits the LSTM, GRU and RNN get right at most within the budget; min_trained_gated_reach: the
+        # reach ratio (first half / second half of the steps) the trained LSTM and GRU reach at least.
+        # comparisons: whether rankings are enforced (smoke is too short: only printed).
         "checks": {
             "base": {"comparisons": True, "max_adding_solved_loss_ratio": 0.05,
-                     "min_adding_rnn_loss_ratio": 0.5, "min_copy_tcn_accuracy": 0.95,
+                     "min_adding_rnn_loss_ratio": 0.5, "min_copy_tcn_accuracy": 0.75,
                      "max_copy_recurrent_accuracy": 0.6, "min_seq_mnist_tcn_accuracy": 0.85,
-                     "min_reach_advantage": 10.0},
+                     "min_trained_gated_reach": 0.5},
             "smoke": {"comparisons": False, "max_adding_solved_loss_ratio": 100.0,
                       "min_adding_rnn_loss_ratio": 0.0, "min_copy_tcn_accuracy": 0.0,
                       "max_copy_recurrent_accuracy": 1.0, "min_seq_mnist_tcn_accuracy": 0.0,
-                      "min_reach_advantage": 0.0},
+                      "min_trained_gated_reach": 0.0},
             # Adding T = 200, copy T = 100, 4,000 steps: the recurrent networks may learn the copy task.
             "full": {"max_copy_recurrent_accuracy": 1.0, "min_seq_mnist_tcn_accuracy": 0.95},
         },
@@ -446,24 +454,23 @@ class RunSettings:
         chosen = {name: self.values[name] for name in names if name in self.values}
         return make_batches(dataset, **{**chosen, "device": self.device, "seed": self.seed, **changes})
 
-    def require(self, condition: bool, claim: str, *, enforce: bool = True) -> bool:
-        """Check a claim the notebook makes about its results: strict with the profile's own settings.
+    def require(self, condition: bool, claim: str, *, enforce: bool = True) -> None:
+        """Check a claim the notebook makes about its results, and print it: strict with the profile's own
+        settings (a claim that does not hold stops the notebook with an ``AssertionError``).
 
         With training parameters changed (``-p EPOCHS 1``), a claim that does not hold is printed as a
         note instead of stopping the notebook; with ``enforce=False`` (a ranking, in a profile whose run
-        is too short to rank anything) it is only printed, with whether it held. Returns whether it held.
+        is too short to rank anything) it is only printed, with whether it held.
         """
         if not enforce:
-            held = "holds" if condition else "does not hold"
-            print(f"not checked in {self.profile}: {claim} ({held} here)")
-            return bool(condition)
-        if condition:
-            return True
-        if not self.overridden:
+            print(f"not checked in {self.profile}: {claim} ({'holds' if condition else 'does not hold'})")
+        elif condition:
+            print(f"checked: {claim}")
+        elif not self.overridden:
             raise AssertionError(claim)
-        changed = ", ".join(name.upper() for name in self.overridden)
-        print(f"note: {claim} — not enforced, because parameters were changed ({changed})")
-        return False
+        else:
+            changed = ", ".join(name.upper() for name in self.overridden)
+            print(f"note: {claim} — not enforced, because parameters were changed ({changed})")
 
     def write_metrics(self, metrics: dict[str, Any]) -> Path:
         """Write ``metrics.json`` into the output folder, where a batch run collects it (with the notebook,

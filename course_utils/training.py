@@ -344,6 +344,8 @@ def fit(
         if device.type == "cpu":
             share_cpu_threads()  # between epochs: take only the cores other runs leave free
         epoch_start = time.perf_counter()
+        # in the run's first epoch, after a tenth of it, fit says how long the whole training will take
+        timing = (epoch_start, config.epochs - epoch) if epoch == first_epoch else None
         train_data.set_epoch(epoch)  # the order depends only on (seed, epoch): a resume is exact
         bar = _progress_bar(steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", config.progress)
         try:
@@ -360,7 +362,7 @@ def fit(
                     scaler=scaler,
                     channels_last=channels_last,
                     grad_clip=config.grad_clip,
-                    on_log=partial(_log_point, bar, epoch, config.lr),
+                    on_log=partial(_log_point, bar, epoch, config.lr, config.log_every, timing),
                     log_every=config.log_every,
                 )
             row = {"epoch": epoch + 1, "train_loss": train_loss}
@@ -385,11 +387,6 @@ def fit(
             ) from None
         row["seconds"] = time.perf_counter() - epoch_start
         history.append(row)
-        if config.progress and epoch == first_epoch and epoch + 1 < config.epochs:  # what the rest will take
-            left = config.epochs - epoch - 1
-            minutes = left * row["seconds"] / 60
-            print(f"epoch {epoch + 1} took {row['seconds']:.0f} s here: the other {left} will take about "
-                  f"{minutes:.1f} min more (fewer epochs or images make it shorter)")  # fmt: skip
         if config.live_plot and "IPython" in sys.modules:  # redraw the curves in place, in a notebook
             from IPython.display import display
 
@@ -414,16 +411,33 @@ def fit(
     return history
 
 
-def _log_point(bar: Any, epoch: int, lr: float, steps_done: int, mean_loss: float) -> None:
-    """Stop on a NaN loss (one NaN step makes the running sum NaN), else update the progress bar."""
+def _log_point(
+    bar: Any,
+    epoch: int,
+    lr: float,
+    log_every: int,
+    timing: tuple[float, int] | None,
+    steps: int,
+    mean_loss: float,
+) -> None:
+    """Stop on a NaN loss (one NaN step makes the running sum NaN), else update the progress bar; with
+    ``timing`` (the epoch's start, epochs left), say once, after a tenth of the epoch, how long it takes."""
     if not math.isfinite(mean_loss):
         raise TrainingDivergedError(
-            f"the loss became NaN or infinite in epoch {epoch + 1}, by step {steps_done} (learning rate "
+            f"the loss became NaN or infinite in epoch {epoch + 1}, by step {steps} (learning rate "
             f"{lr:g}). Try a lower learning rate (e.g. {lr / 10:g}), gradient clipping (grad_clip=1.0), "
             "or mixed_precision='fp32' to rule out overflow."
         )
     bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
-    bar.update(steps_done - bar.n)
+    bar.update(steps - bar.n)
+    tenth = max(1, bar.total // 10)
+    if timing is not None and not bar.disable and steps - log_every < tenth <= steps:
+        seconds = (time.perf_counter() - timing[0]) / steps * bar.total * timing[1]
+        duration = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+        bar.write(
+            f"at this pace the training takes about {duration} here ({timing[1]} epochs of "
+            f"{bar.total} steps, validation aside); fewer epochs or images make it shorter"
+        )
 
 
 def _progress_bar(total: int, description: str, enabled: bool) -> Any:

@@ -330,8 +330,8 @@ def test_make_sequence_task_rejects_an_unknown_task_and_sequential_mnist_without
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
 def test_every_recipe_entry_makes_a_task(profile):
-    settings, _checks = recipe("04_cnn_vs_rnn", profile)
-    for name, entry in settings["sequence_tasks"].items():
+    settings, _checks = recipe("05_sequences_attention", profile)
+    for name, entry in settings["tasks"].items():
         # Small splits keep the test fast; every other setting (epochs, TCN sizes, ...) is the recipe's.
         task = make_sequence_task(
             {**entry, "train_size": 20, "val_size": 10, "test_size": 10}, fake_mnist(), seed=0
@@ -408,7 +408,7 @@ def test_copy_accuracy_counts_the_recalled_digits_only():
 
 @pytest.mark.parametrize("name", ["adding", "copy"])
 def test_sequence_model_builders_give_four_models_of_about_the_same_size(name):
-    entry = recipe("04_cnn_vs_rnn", "quick")[0]["sequence_tasks"][name]
+    entry = recipe("05_sequences_attention", "quick")[0]["tasks"][name]
     task = make_sequence_task({**entry, "train_size": 8, "val_size": 8, "test_size": 8})
     levels, kernel_size = entry["tcn_levels"], entry["tcn_kernel_size"]
     builders = sequence_model_builders(task, tcn_levels=levels, tcn_kernel_size=kernel_size)

@@ -268,11 +268,11 @@ def test_a_recipe_is_a_fresh_copy_nested_tables_included():
     values, checks = recipe("05_sequences_attention", "quick")
     values["tasks"]["adding"]["epochs"] = 1
     values["learning_rates"]["adding"]["TCN"] = 99.0
-    checks["min_reach_advantage"] = 0.0
+    checks["min_trained_gated_reach"] = 0.0
     again, checks_again = recipe("05_sequences_attention", "quick")
     assert again["tasks"]["adding"]["epochs"] != 1
     assert again["learning_rates"]["adding"]["TCN"] != 99.0
-    assert checks_again["min_reach_advantage"] > 0
+    assert checks_again["min_trained_gated_reach"] > 0
     # Tasks that share their split sizes (settings._SYNTHETIC) do not share a dict.
     assert again["tasks"]["adding"] is not again["tasks"]["copy"]
 
@@ -443,7 +443,8 @@ def test_run_settings_survive_copy_and_pickle():
 def test_a_claim_that_fails_with_the_profile_settings_stops_the_notebook(tmp_path, capsys):
     run = configure("02_lenet5_mnist", "quick", device="cpu", seed=3, data_dir=tmp_path, output_dir=tmp_path)
     assert run.overridden == ()  # seed, device and folders are not training settings
-    assert run.require(True, "LeNet-5 reaches 98.5 %") is True
+    run.require(True, "LeNet-5 reaches 98.5 %")
+    assert capsys.readouterr().out == "checked: LeNet-5 reaches 98.5 %\n"
     with pytest.raises(AssertionError) as caught:
         run.require(False, "LeNet-5 reaches 98.5 % on the test set")
     assert str(caught.value) == "LeNet-5 reaches 98.5 % on the test set"
@@ -452,21 +453,22 @@ def test_a_claim_that_fails_with_the_profile_settings_stops_the_notebook(tmp_pat
 
 def test_a_claim_that_fails_after_a_parameter_changed_is_a_note(capsys):
     run = configure("02_lenet5_mnist", "quick", device="cpu", epochs=1, lr=1e-4)
-    assert run.require(False, "LeNet-5 reaches 98.5 % on the test set") is False
+    run.require(False, "LeNet-5 reaches 98.5 % on the test set")
     assert capsys.readouterr().out == (
         "note: LeNet-5 reaches 98.5 % on the test set — not enforced, because parameters were changed "
         "(EPOCHS, LR)\n"
     )
-    assert run.require(True, "a claim that holds") is True and capsys.readouterr().out == ""
+    run.require(True, "a claim that holds")
+    assert capsys.readouterr().out == "checked: a claim that holds\n"
 
 
 def test_a_claim_a_profile_does_not_enforce_is_only_printed_with_whether_it_held(capsys):
     run = configure("04_cnn_vs_rnn", "smoke", device="cpu")  # too short a run to rank models
-    assert run.require(False, "LeNet-5 is the most accurate", enforce=False) is False
-    assert run.require(True, "the TCN solves the copy task", enforce=False) is True
+    run.require(False, "LeNet-5 is the most accurate", enforce=False)
+    run.require(True, "the TCN solves the copy task", enforce=False)
     assert capsys.readouterr().out == (
-        "not checked in smoke: LeNet-5 is the most accurate (does not hold here)\n"
-        "not checked in smoke: the TCN solves the copy task (holds here)\n"
+        "not checked in smoke: LeNet-5 is the most accurate (does not hold)\n"
+        "not checked in smoke: the TCN solves the copy task (holds)\n"
     )
 
 

@@ -5,6 +5,7 @@ import contextlib
 import math
 import os
 import pickle
+import re
 import signal
 from pathlib import Path
 
@@ -762,3 +763,15 @@ def test_zero_grad_and_backward_appear_in_course_utils_only_in_training():
         if "zero_grad" in (text := path.read_text(encoding="utf-8")) or ".backward(" in text
     }
     assert having == {"training.py"}
+
+
+def test_fit_says_once_early_in_the_first_epoch_how_long_training_will_take(capsys, monkeypatch):
+    monkeypatch.setenv("COURSE_PROGRESS", "text")  # a plain text bar, whose messages land on stdout
+    config = TrainConfig(epochs=3, lr=0.1, optimizer="sgd", mixed_precision="fp32", log_every=1)
+    fit(TinyNet(), blob_batches(n=320, batch_size=16), None, config)  # 20 steps per epoch
+    said = [line for line in capsys.readouterr().out.splitlines() if "at this pace" in line]
+    assert len(said) == 1, said  # once per run, not once per epoch
+    assert "(3 epochs of 20 steps, validation aside)" in said[0]
+    assert re.search(r"about (\d+ s|\d+\.\d min) here", said[0])
+    fit(TinyNet(), blob_batches(n=320, batch_size=16), None, config, progress=False)
+    assert "at this pace" not in capsys.readouterr().out  # without a progress bar, fit stays quiet

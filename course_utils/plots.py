@@ -425,38 +425,6 @@ def plot_feature_maps(
 
 
 # --- comparing models -----------------------------------------------------------------------------
-def plot_model_comparison(
-    names: Sequence[str],
-    x: ArrayLike,
-    y: ArrayLike,
-    *,
-    xlabel: str,
-    ylabel: str,
-    logx: bool = False,
-    title: str | None = None,
-    percent: bool = False,
-) -> Figure:
-    """Compare models on two numbers, one named point each: e.g. accuracy against parameters.
-
-    Args:
-        names: the ``M`` model names; ``x``, ``y``: ``(M,)`` their two numbers.
-        logx: a logarithmic x axis; ``percent``: ``y`` holds fractions, show them in percent.
-    """
-    xs, ys = _to_numpy(x).astype(float), _to_numpy(y).astype(float) * (100 if percent else 1)
-    if not len(names) == len(xs) == len(ys):
-        raise ValueError(f"plot_model_comparison: {len(names)} names but {len(xs)} x and {len(ys)} y values")
-    ax = new_figure((6.0, 4.0)).subplots()
-    ax.scatter(xs, ys, color="C0", zorder=3)
-    for name, px, py in zip(names, xs, ys):
-        ax.annotate(str(name), (px, py), xytext=(4, 4), textcoords="offset points", fontsize=9)
-    ax.set_xscale("log" if logx else "linear")
-    ax.margins(0.15)  # room for the names next to the outermost points
-    ylabel = f"{ylabel} (%)" if percent and "%" not in ylabel else ylabel
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title or "")
-    ax.grid(alpha=0.3)
-    return ax.figure
-
-
 def plot_curves(
     curves: Mapping[str, ArrayLike],
     *,

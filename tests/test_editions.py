@@ -174,7 +174,7 @@ def test_the_editions_are_where_the_readme_says():
     assert EDITIONS == {"en": "notebooks", "zh": "notebooks/zh"}
     assert edition_dir("zh") == ROOT / "notebooks" / "zh" and editions.TRANSLATED == ["zh"]
     assert [path.stem for path in ENGLISH_NOTEBOOKS] == [
-        "01_concepts", "02_lenet5_mnist", "03_resnet20_cifar10", "04_cnn_vs_rnn"
+        "01_concepts", "02_lenet5_mnist", "03_resnet20_cifar10", "04_cnn_vs_rnn", "05_sequences_attention"
     ]  # fmt: skip
 
 

@@ -28,7 +28,9 @@ from course_utils.settings import RECIPES, recipe
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
-EXPECTED = ("01_concepts", "02_lenet5_mnist", "03_resnet20_cifar10", "04_cnn_vs_rnn")
+EXPECTED = (
+    "01_concepts", "02_lenet5_mnist", "03_resnet20_cifar10", "04_cnn_vs_rnn", "05_sequences_attention"
+)  # fmt: skip
 REPOSITORY = "open-courses/cnn-rnn-pytorch"
 # The install cell installs the release the notebook belongs to: the tag v<version> of pyproject.toml
 # (the README's release process bumps both together), so a notebook opened from a tag gets its package.
@@ -77,7 +79,7 @@ def notebook_id(path: Path) -> str:
     return path.name
 
 
-def test_the_four_notebooks_of_the_course_exist():
+def test_the_five_notebooks_of_the_course_exist():
     present = {path.stem for path in NOTEBOOKS}
     missing = [name for name in EXPECTED if name not in present]
     assert not missing, f"missing notebooks: {', '.join(missing)}"

@@ -28,7 +28,6 @@ from course_utils.plots import (
     plot_history,
     plot_image_grid,
     plot_lr_schedule,
-    plot_model_comparison,
     plot_most_confident_mistakes,
     plot_per_class_accuracy,
 )
@@ -487,29 +486,7 @@ def test_feature_maps_errors_name_valid_layers_and_still_clean_up():
     assert model.training
 
 
-# --- plot_model_comparison and plot_curves ---------------------------------------------------------
-
-
-def test_model_comparison_scatter_labels_each_point():
-    names = ["MLP", "LeNet-5", "ResNet-20"]
-    params, accuracy = [118_282, 61_706, 272_474], [0.978, 0.991, 0.92]
-    fig = plot_model_comparison(
-        names, params, accuracy, xlabel="parameters", ylabel="accuracy", logx=True, percent=True
-    )
-
-    assert isinstance(fig, Figure)
-    (ax,) = fig.axes
-    np.testing.assert_allclose(
-        ax.collections[0].get_offsets(), np.column_stack([params, np.array(accuracy) * 100])
-    )
-    assert [t.get_text() for t in ax.texts] == names
-    assert ax.get_xscale() == "log"
-    assert ax.get_ylabel() == "accuracy (%)" and ax.get_xlabel() == "parameters"
-
-
-def test_model_comparison_needs_one_x_and_one_y_per_name():
-    with pytest.raises(ValueError, match="2 names but 2 x and 3 y values"):
-        plot_model_comparison(["MLP", "LeNet-5"], [1, 2], [1, 2, 3], xlabel="x", ylabel="y")
+# --- plot_curves ---------------------------------------------------------------------------------
 
 
 def test_curves_one_line_per_model_in_percent():
@@ -578,7 +555,6 @@ def every_figure() -> list[Figure]:
         ),
         plot_filters(torch.randn(8, 3, 5, 5)),
         plot_feature_maps(TinyNet(), torch.randn(1, 1, 8, 8), "bn"),
-        plot_model_comparison(["a", "b"], [1, 10], [0.5, 0.7], xlabel="x", ylabel="y", logx=True),
         plot_curves({"a": [0.5, 0.7]}, x=[0, 1], xlabel="x", ylabel="y", percent=True),
         plot_curves({"a": [1.0, 1e-3]}, xlabel="x", ylabel="y", log=True, markers=False),
     ]

@@ -20,7 +20,7 @@ RUN_ARGS ?=
 LAB_ARGS ?=
 ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: setup test lint course lab outputs images clean
+.PHONY: setup test lint course lab outputs images book assignments grade clean
 
 setup: $(STAMP)
 
@@ -31,8 +31,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lint: setup
-	$(BIN)/ruff check course_utils course_tools tests benchmarks notebooks
-	$(BIN)/ruff format --check course_utils course_tools tests benchmarks notebooks
+	$(BIN)/ruff check course_utils course_tools tests benchmarks notebooks book grading
+	$(BIN)/ruff format --check course_utils course_tools tests benchmarks notebooks book grading
 
 test: lint
 	$(BIN)/python -m pytest
@@ -51,6 +51,25 @@ outputs: setup
 
 images: setup
 	$(BIN)/python -m course_tools.figures
+
+# The course as a website, from the notebooks' stored outputs (nothing is executed), offline: the English
+# edition in build/book/, the Chinese one in build/book/zh/ (book/conf.py). To read it:
+# python -m http.server --directory build/book, then http://localhost:8000/ (python book/check.py checks it
+# in headless Chromium).
+book: setup
+	$(BIN)/python book/build.py build/book
+
+# A teacher's commands (nbgrader; grading/): each notebook's exercises as an assignment, in
+# build/assignments/en and build/assignments/zh (student versions in release/, teacher versions in source/);
+# then the grading of a class, CLASS=<student>/<assignment>/<notebook>.ipynb, into that edition's folder:
+# grades/<assignment>.csv and a feedback file per student in feedback/.
+EDITION ?= en
+CLASS ?= build/assignments/$(EDITION)/submitted
+assignments: setup
+	$(BIN)/python -m grading build
+
+grade: setup
+	$(BIN)/python -m grading grade $(CLASS) --edition $(EDITION)
 
 clean:
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

@@ -63,6 +63,7 @@ class Submission:
     remarks: list[str] = field(default_factory=list)  # what the run did that does not change the grade
     seconds: float = 0.0
     notebooks: dict[str, bytes] = field(default_factory=dict)  # the executed notebooks
+    other_version: bool = False  # not a copy of the current student version: not run, scored 0
 
 
 def read_tree(folder: Path) -> dict[Path, bytes]:
@@ -221,6 +222,42 @@ def run_submission(
             )
 
 
+def graded_cells(data: bytes) -> set[str] | None:
+    """The grade ids of the cells nbgrader scores or overwrites (solutions, tests, written answers) in the
+    notebook ``data``; None where ``data`` is no notebook (the run says why)."""
+    try:
+        notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
+    except Exception:  # noqa: BLE001 (not UTF-8, not JSON, not a notebook)
+        return None
+    return {
+        str(cell.metadata.nbgrader.get("grade_id"))
+        for cell in notebook.cells
+        if "nbgrader" in cell.metadata
+        and (cell.metadata.nbgrader.get("grade") or cell.metadata.nbgrader.get("solution"))
+    }
+
+
+def other_version(course: Path, submission: Submission) -> str | None:
+    """Why ``submission`` is not a copy of the assignment's current student version (its graded cells are
+    not the same), or None. nbgrader cannot score such a notebook: a student who worked in an older release
+    must copy the answers into the current one."""
+    for name in sorted(n for n in submission.files if n.endswith(".ipynb") and "/" not in n):
+        release = course / "release" / submission.assignment / name
+        found = graded_cells(submission.files[name])
+        if not release.is_file() or found is None:
+            continue  # not a notebook of the assignment, or no notebook: the run reports it
+        expected = graded_cells(release.read_bytes()) or set()
+        if found != expected:
+            unknown, missing = sorted(found - expected), sorted(expected - found)
+            return (
+                f"{name} is not the current version of the assignment (cells not in it: {unknown or 'none'}; "
+                f"cells missing: {missing or 'none'}): it was made from another release, or its cells' "
+                "metadata was edited; ask the student to copy the answers into "
+                f"release/{submission.assignment}/{name}"
+            )
+    return None
+
+
 def failed_everywhere(data: bytes, reason: str, student_version: bytes) -> bytes:
     """The notebook ``data`` (or, where it is no notebook at all, ``student_version``) with every autograded
     test failed by ``reason``: nbgrader scores a test cell with an error output 0."""
@@ -263,9 +300,9 @@ def score(course: Path, submission: Submission) -> None:
         executed = submission.notebooks.get(name)
         if submission.problem is not None or executed is None:
             student_version = (course / "release" / submission.assignment / name).read_bytes()
-            executed = failed_everywhere(
-                submission.files[name], submission.problem or "it did not run", student_version
-            )
+            # a notebook of another version cannot be scored: its cells are not the gradebook's
+            handed_in = b"" if submission.other_version else submission.files[name]
+            executed = failed_everywhere(handed_in, submission.problem or "it did not run", student_version)
         (folder / name).write_bytes(executed)
     if "timestamp.txt" in submission.files:
         (folder / "timestamp.txt").write_bytes(submission.files["timestamp.txt"])
@@ -401,6 +438,10 @@ def grade(
     snapshot = Snapshot([class_dir, *(course.parent / edition for edition in EDITIONS)])
     empty_gradebook = gradebook_without_students(course)
     for submission in submissions:
+        if reason := other_version(course, submission):
+            submission.problem, submission.other_version = reason, True
+            print(f"{submission.student}/{submission.assignment}: NOT RUN: {reason}", flush=True)
+            continue
         run_submission(course, submission, empty_gradebook, timeout, cell_timeout)
         if changed := snapshot.changes():
             snapshot.restore(changed)

@@ -5,7 +5,7 @@
   notebooks without exercises are left out, and the build says so. Every student version runs top to
   bottom under nbgrader's own check, only its tests failing, with the stubs' ``NotImplementedError``.
 * ``python -m grading grade`` grades the simulated class of ``tests/fixtures/class/`` (written by
-  ``tests/fixtures/make_class.py``): each of the ten students gets the points :data:`FAILS` says, the
+  ``tests/fixtures/make_class.py``): each of the eleven students gets the points :data:`FAILS` says, the
   reason in the CSV and in the feedback, while the grader survives them all and leaves the gradebook's
   tests, the other edition and the other submissions as they were.
 * The teacher's own solutions get every point, and a solution broken where only the hidden tests look
@@ -58,6 +58,7 @@ FAILS = {
     "heidi_deletes_files": {},
     "ivan_hands_in_the_blank_version": {ALL: "not answered"},
     "judy_not_a_notebook": {ALL: "NOT GRADED AS IT RAN: nbgrader could not run it: nbformat.reader.NotJSON"},
+    "kate_older_release": {ALL: "is not the current version of the assignment"},  # not run: scored 0
 }
 WRITTEN = {"alice_correct", "bob_partly_correct"}  # the students who wrote the written answers
 REMARKS = {"heidi_deletes_files": "deleted files of its working folder (notes.txt); no effect on the grade"}

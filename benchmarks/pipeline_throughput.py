@@ -97,7 +97,10 @@ def main() -> None:
     )
     parser.add_argument("--limit", type=int, default=None, help="use only this many images (smoke test)")
     parser.add_argument("--models", default="resnet20,lenet5")
-    parser.add_argument("--out", type=Path, default=None, help="folder for pipeline_throughput.json")
+    parser.add_argument("--out", type=Path, default=None, help="folder for the record")
+    parser.add_argument(
+        "--out-name", default="pipeline_throughput.json", help="the record's file name in --out"
+    )
     args = parser.parse_args()
 
     environment = describe_environment("cpu")
@@ -143,7 +146,7 @@ def main() -> None:
             "workers": args.workers,
             "results": results,
         }
-        (args.out / "pipeline_throughput.json").write_text(json.dumps(record, indent=1))
+        (args.out / args.out_name).write_text(json.dumps(record, indent=1))
 
 
 if __name__ == "__main__":

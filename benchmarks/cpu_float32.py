@@ -41,6 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.records import write_record  # noqa: E402
 from course_utils.data import Batches, ImageDataset, load_dataset, make_batches  # noqa: E402
 from course_utils.environment import (  # noqa: E402
     choose_precision,
@@ -194,16 +195,15 @@ def main() -> None:
     warmups = ", ".join(f"{seconds:.0f}" for seconds in compiled["warmup_seconds"])
     print(f"torch.compile: compile + {args.warmup} steps took {warmups} s (first run: empty cache)")
     print(f"({args.images} timed images per run after {args.warmup} warm-up steps, float32, SGD lr 0.1)")
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        record = {
-            "environment": environment,
-            "images": args.images,
-            "warmup_steps": args.warmup,
-            "repeats": args.repeats,
-            "results": results,
-        }
-        (args.out / "cpu_float32.json").write_text(json.dumps(record, indent=1))
+    write_record(
+        args.out,
+        "cpu_float32.json",
+        environment,
+        images=args.images,
+        warmup_steps=args.warmup,
+        repeats=args.repeats,
+        results=results,
+    )
 
 
 if __name__ == "__main__":

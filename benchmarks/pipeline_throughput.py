@@ -36,6 +36,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.article_pipeline import article_loader, article_test, article_train_epoch  # noqa: E402
+from benchmarks.records import write_record  # noqa: E402
 from course_utils.data import load_dataset, make_batches  # noqa: E402
 from course_utils.environment import choose_precision, describe_environment, seed_everything  # noqa: E402
 from course_utils.evaluation import evaluate  # noqa: E402
@@ -138,15 +139,9 @@ def main() -> None:
         print("  ".join(f"{c:>13}" for c in cells))
     print(f"({args.epochs} epoch(s) each, batch 128, SGD lr 0.1, momentum 0.9, weight decay 5e-4, ", end="")
     print(f"{args.workers} DataLoader workers for the article's pipeline)")
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        record = {
-            "environment": environment,
-            "epochs": args.epochs,
-            "workers": args.workers,
-            "results": results,
-        }
-        (args.out / args.out_name).write_text(json.dumps(record, indent=1))
+    write_record(
+        args.out, args.out_name, environment, epochs=args.epochs, workers=args.workers, results=results
+    )
 
 
 if __name__ == "__main__":

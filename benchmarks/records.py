@@ -1,9 +1,11 @@
-"""What every benchmark record says about the machine that produced it."""
+"""What every benchmark record says about the machine that produced it, and where the record goes."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,3 +32,14 @@ def machine_environment(**extra: Any) -> dict[str, Any]:
         **extra,
         "load_average_when_written": os.getloadavg(),
     }
+
+
+def write_record(out: Path | None, name: str, environment: dict[str, Any], **fields: Any) -> Path | None:
+    """Write ``{"environment": environment, **fields}`` as JSON to ``out / name`` (``out`` made if needed);
+    with ``out`` None, nothing (the benchmark only printed). Returns the path written, or None."""
+    if out is None:
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
+    path.write_text(json.dumps({"environment": environment, **fields}, indent=1))
+    return path

@@ -7,6 +7,7 @@ COURSE_DATA_DIR names a folder holding mnist.npz and cifar10.npz
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -924,3 +925,16 @@ def test_real_training_batches_have_mean_0_and_std_1_per_channel(dataset_fixture
     torch.testing.assert_close(
         pixels.std(dim=1), torch.ones(len(dataset.mean), dtype=torch.float64), atol=0.02, rtol=0
     )
+
+
+def test_notebook_04_quotes_where_the_test_digits_have_ink(real_mnist):
+    """Notebook 04 (section 5a, exercise 5) says how many test digits have ink in their 4 bottom and 4 top
+    rows, the rows a vertical shift of 4 pixels cuts off: those shares, measured here, are the ones quoted."""
+    ink = real_mnist.x_test > 0  # (10000, 28, 28)
+    bottom = f"{ink[:, -4:].flatten(1).any(1).float().mean().item():.1%}".replace("%", " %")
+    top = f"{ink[:, :4].flatten(1).any(1).float().mean().item():.1%}".replace("%", " %")
+    assert (bottom, top) == ("50.4 %", "14.5 %"), (bottom, top)
+    notebook = json.loads((Path(__file__).resolve().parents[1] / "notebooks/04_cnn_vs_rnn.ipynb").read_text())
+    prose = {cell["id"]: " ".join("".join(cell["source"]).split()) for cell in notebook["cells"]}
+    assert "50.4 % have ink in their bottom 4 rows (14.5 % in their top 4)" in prose["d8b013b2"]
+    assert "rows of 50.4 % of the test digits, the top 4 of 14.5 %" in prose["cy04-a5"]

@@ -8,7 +8,6 @@ import ast
 import contextlib
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -71,14 +70,11 @@ def stop_on_signals():
             signal.signal(signum, previous[signum])
 
 
-def parse_value(name: str, text: str) -> Any:
+def parse_value(text: str) -> Any:
     """A ``-p`` value read as Python (``3``, ``0.5``, ``[1, 2]``, ``'text'``; ``true``, ``false``, ``none`` in
-    any case), else the text itself. UsageError for a number that is not finite (``1e999``, ``inf``)."""
+    any case), else the text itself. Whether the notebook can use it is for ``settings.check_parameters``."""
     text = text.strip()  # the command line pads "-1e-3" as "-1e-3 "
     text = text.capitalize() if text.lower() in ("true", "false", "none") else text
-    with contextlib.suppress(ValueError):
-        if not math.isfinite(float(text)):  # float() reads "inf" and "nan" too; no setting means them
-            raise UsageError(f"-p {name} {text}: not a finite number; give one such as 0.01")
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -270,7 +266,7 @@ def run(paths: list[Path], options: Any) -> int:
     """Check everything, then execute ``paths`` in order, as ``options`` (the command line) say; returns the
     exit status. ``run``: each notebook, with its HTML, goes into a new run folder, where it writes its
     metrics (it gets ``OUTPUT_DIR``) beside the summary. ``outputs``: each is written back in place."""
-    values = [(name, parse_value(name, text)) for name, text in options.parameter]
+    values = [(name, parse_value(text)) for name, text in options.parameter]
     concrete, declared, given = prepare(paths, options.profile, values)
     data_dir = default_data_dir(next((value for name, value in values if name.upper() == "DATA_DIR"), None))
     check_datasets(paths, data_dir)

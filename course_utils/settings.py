@@ -40,6 +40,8 @@ _SMOKE = {"train_size": 256, "val_size": 64, "test_size": 64, "batch_size": 32, 
           "epochs": 2}  # fmt: skip
 _MNIST = {"task": "sequential_mnist", "side": 14, "permuted": False}
 _TCN = {"tcn_levels": 4, "tcn_kernel_size": 4}
+# ResNet-20's optimiser (SGD, Nesterov momentum): notebook 03's recipe, which notebook 04 keeps for ResNet-20.
+_RESNET_SGD = {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}
 
 # Per notebook: the datasets it loads (the batch runner checks them before anything runs), its settings
 # and its checks, each a base plus what each profile changes.
@@ -78,9 +80,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         # GPU benchmark on an H200 (benchmarks/gpu_full_results.py picks the epochs, at most epochs_max).
         "datasets": ["cifar10"],
         "settings": {
-            "base": {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
-                     "schedule": "onecycle", "label_smoothing": 0.0, "val_size": 5000, "train_subset": None,
-                     "test_subset": None, "plain_depths": [20], "drop_last": True, "compile": False},
+            "base": {**_RESNET_SGD, "schedule": "onecycle", "label_smoothing": 0.0, "val_size": 5000,
+                     "train_subset": None, "test_subset": None, "plain_depths": [20], "drop_last": True,
+                     "compile": False},
             "smoke": {"epochs": 2, "epochs_max": 2, "batch_size": 32, "lr": 0.1, "val_size": 500,
                       "train_subset": 1000, "test_subset": 1000, "resume_epochs": 1, "plain_epochs": 1,
                       "plain_train_subset": 1000},
@@ -118,8 +120,7 @@ RECIPES: dict[str, dict[str, Any]] = {
                 "cifar_epochs": 2, "cifar_hidden_size": 128, "cifar_train_subset": 10000,
                 "cifar_val_size": 5000, "cifar_test_subset": None,
                 "cifar_learning_rates": {"row LSTM": 4e-3, "ResNet-20": 0.1},
-                "resnet_training": {"optimizer": "sgd", "momentum": 0.9, "nesterov": True,
-                                    "weight_decay": 5e-4, "grad_clip": None},
+                "resnet_training": {**_RESNET_SGD, "grad_clip": None},
             },
             "smoke": {
                 "epochs": 1, "batch_size": 64, "train_subset": 2000, "test_subset": 1000, "val_size": 500,

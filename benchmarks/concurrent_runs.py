@@ -12,6 +12,8 @@ processes, under each thread policy:
 * ``course``: :func:`course_utils.environment.share_cpu_threads` after the imports (as
   ``configure`` calls it) and before every epoch (as ``fit`` does), so a run takes only the
   CPUs other processes leave free;
+* ``course-once``: the same function after the imports only, never again: the simpler
+  mechanism, which cannot make a run that started alone give a core back to a later one;
 * ``passive``: torch's own count, in a process started with :data:`PASSIVE`,
   ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep);
 * ``course+passive``: both.
@@ -44,7 +46,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-POLICIES = ("torch", "course", "passive", "course+passive")
+POLICIES = ("torch", "course", "course-once", "passive", "course+passive")
 SCENARIOS = ("alone", "together", "staggered")
 STARTED = "training started"  # what a worker prints when its timed part begins
 #: Waiting OpenMP threads sleep instead of spinning. OpenMP reads it when torch is imported, so it works
@@ -81,7 +83,7 @@ def worker(args: argparse.Namespace) -> None:
     print(STARTED, flush=True)
     started = time.perf_counter()
     for epoch in range(args.epochs):
-        if adapting:
+        if adapting and args.worker != "course-once":
             share_cpu_threads()  # where fit() calls it, before each epoch
         threads.append(torch.get_num_threads())
         splits.train.set_epoch(epoch)

@@ -159,10 +159,11 @@ def choose_precision(choice: str, device: torch.device) -> Precision:
 # --- CPU threads on a machine that others share -------------------------------------------------
 # PyTorch starts one thread per core, and a thread that waits for work spins (keeps its core busy)
 # for a while. Alone, that is fastest. Two runs doing it on the same cores take the cores from each
-# other's working threads: two trainings on 2 cores each took 4 to 6 times as long as one alone
+# other's working threads: two trainings on 2 cores took 5.4 to 5.8 times as long as one alone
 # (benchmarks/concurrent_runs.py). So a run uses only the cores that other processes leave free,
-# and looks again between epochs: a classmate who starts later must also make the first run give
-# a core back (measured: looking only once, at the start, left that case 4.7 times slower).
+# and looks again before each epoch: a classmate who starts later must also make the first run give
+# a core back (measured: looking only once, at the start, left two runs 8.8 times slower than one
+# alone when they started together, 4.7 times when one started later; looking again: 1.9 and 2.5).
 
 _TORCH_THREADS = torch.get_num_threads()  # torch's own choice, before any change
 _last_look: tuple[float, int, int, float] | None = None  # (time, busy ticks, all ticks, own CPU seconds)

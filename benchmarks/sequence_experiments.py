@@ -72,7 +72,6 @@ from course_utils.environment import atomic_write  # noqa: E402
 from course_utils.evaluation import count_parameters, evaluate, flops_per_image, measure_latency  # noqa: E402
 from course_utils.models import MLP, LeNet5, SequenceRNN  # noqa: E402
 from course_utils.sequences import (  # noqa: E402
-    SEQUENCE_MODELS,
     SequenceTask,
     gradient_reach,
     make_sequence_task,
@@ -82,6 +81,9 @@ from course_utils.sequences import (  # noqa: E402
 from course_utils.settings import recipe  # noqa: E402
 from course_utils.tables import format_table  # noqa: E402
 from course_utils.training import History, TrainConfig, fit, loss_function  # noqa: E402
+
+#: The models compared on every task (sequence_model_builders builds them), in Bai et al.'s order.
+SEQUENCE_MODELS = ("TCN", "LSTM", "GRU", "RNN")
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NOTEBOOK = "05_sequences_attention"

@@ -70,16 +70,12 @@ class ImageDataset:
     std: tuple[float, ...]
     path: Path
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """One image as a model sees it, ``(C, H, W)``."""
-        channels = 1 if self.x_train.dim() == 3 else int(self.x_train.shape[3])
-        return (channels, int(self.x_train.shape[1]), int(self.x_train.shape[2]))
-
     def __repr__(self) -> str:
+        height, width, *channels = self.x_train.shape[1:]  # one image as a model sees it: (C, H, W)
+        shape = (channels[0] if channels else 1, height, width)
         return (
             f"ImageDataset({self.name}: {len(self.x_train)} training and {len(self.x_test)} test images of "
-            f"shape {self.image_shape}, {len(self.classes)} classes, from {self.path})"
+            f"shape {shape}, {len(self.classes)} classes, from {self.path})"
         )
 
 
@@ -449,7 +445,6 @@ def make_batches(
     test_subset: int | None = None,
     augment: bool | None = None,
     drop_last: bool = False,
-    eval_batch_size: int = 1024,
     device: str | torch.device = "cpu",
     seed: int = 0,
 ) -> BatchSplits:
@@ -458,7 +453,8 @@ def make_batches(
     ``val_size`` training images are held out (class-balanced); of the rest, ``train_subset`` (if given)
     are kept for training; ``test_subset`` (if given) test images. All are normalised with the training
     set's mean and std. ``augment=None`` means True for CIFAR-10, False for MNIST (a mirrored digit is
-    another symbol). Validation and test batches are never shuffled or augmented. Sizes that do not fit
+    another symbol). Validation and test batches (of 1,024: no gradients to keep, so larger batches fit) are
+    never shuffled or augmented. Sizes that do not fit
     the dataset raise a ``ValueError`` that gives the largest possible.
     """
     train, val = train_val_split(dataset.y_train, val_size, seed)
@@ -475,7 +471,7 @@ def make_batches(
 
     def batches(images: torch.Tensor, labels: torch.Tensor, training: bool) -> Batches:
         return Batches(
-            images, labels, batch_size=batch_size if training else eval_batch_size,
+            images, labels, batch_size=batch_size if training else 1024,
             mean=dataset.mean, std=dataset.std, shuffle=training, augment=augment and training,
             drop_last=drop_last and training, device=device, seed=seed,
         )  # fmt: skip

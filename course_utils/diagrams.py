@@ -176,25 +176,24 @@ def _synthetic_digit(size: int = 28) -> np.ndarray:
     return np.maximum(stroke(7, 7, 7, 20), stroke(7, 20, 23, 12))
 
 
-def draw_unrolled_rnn(
-    image: np.ndarray | torch.Tensor | None = None, shown_steps: int = 3, *, labels: Labels = None
-) -> Figure:
+def draw_unrolled_rnn(image: np.ndarray | torch.Tensor | None = None, *, labels: Labels = None) -> Figure:
     """Draw an RNN cell unrolled over time, reading an ``(H, W)`` image one row per time step.
 
     Left: the image (by default a hand-drawn 28×28 "7": no dataset needed), each shown row framed in
-    its step's colour. Right: the cell at steps ``1 … shown_steps`` and ``T = H``; the row's ``W`` pixels
+    its step's colour. Right: the cell at steps 1, 2, 3 and ``T = H``; the row's ``W`` pixels
     ``x_t`` enter through ``W_xh``, ``h_{t-1}`` through ``W_hh`` (the same weights at every step), and
     the last hidden state ``h_T`` goes to the classifier.
 
     Raises:
-        ValueError: ``image`` is not 2-D or has fewer than ``shown_steps + 1`` rows.
+        ValueError: ``image`` is not 2-D or has fewer than 4 rows.
     """
     say = _translator(labels)
     pixels = _synthetic_digit() if image is None else np.asarray(torch.as_tensor(image).detach().cpu(), float)
     if pixels.ndim != 2:
         raise ValueError(f"draw_unrolled_rnn expects one grayscale image (H, W), got shape {pixels.shape}")
     steps, width = pixels.shape
-    if shown_steps < 1 or steps < shown_steps + 1:
+    shown_steps = 3  # then an ellipsis, then the last step
+    if steps < shown_steps + 1:
         raise ValueError(f"need at least {shown_steps + 1} rows to show {shown_steps} steps and the last")
     low, high = float(pixels.min()), float(pixels.max())
     pixels = (pixels - low) / (high - low if high > low else 1.0)

@@ -168,6 +168,7 @@ def choose_precision(choice: str, device: torch.device) -> Precision:
 _TORCH_THREADS = torch.get_num_threads()  # torch's own choice, before any change
 _last_look: tuple[float, int, int, float] | None = None  # (time, busy ticks, all ticks, own CPU seconds)
 _threads_set: int | None = None
+_MEASURE_SECONDS = 0.1  # how long a first look watches the CPUs
 
 
 def usable_cpu_count() -> int:
@@ -201,11 +202,11 @@ def _look_at_cpus() -> tuple[float, int, int, float] | None:
     return (time.monotonic(), busy, total, time.process_time())
 
 
-def share_cpu_threads(interval: float = 0.1) -> int:
+def share_cpu_threads() -> int:
     """Give torch as many threads as there are CPUs that other processes leave free (at least one).
 
     Alone, a run keeps torch's own number of threads. It compares the CPUs' use with what it saw at
-    its previous call (the first call, or one after a minute, measures for ``interval`` seconds);
+    its previous call (the first call, or one after a minute, measures for ``_MEASURE_SECONDS``);
     a CPU counts as taken when other processes kept it more than half busy. Nothing changes when you
     chose the number yourself (``OMP_NUM_THREADS``, or ``torch.set_num_threads``) or asked for
     deterministic algorithms (sums split over another number of threads round differently). Returns
@@ -223,10 +224,10 @@ def share_cpu_threads(interval: float = 0.1) -> int:
     else:
         if _last_look is None or now[0] - _last_look[0] > 60:
             _last_look = now
-            time.sleep(interval)
+            time.sleep(_MEASURE_SECONDS)
             now = _look_at_cpus() or now
         seconds, ticks = now[0] - _last_look[0], now[2] - _last_look[2]
-        if seconds < interval / 2 or ticks <= 0:
+        if seconds < _MEASURE_SECONDS / 2 or ticks <= 0:
             return current  # too soon to tell anything new
         cpus = len(os.sched_getaffinity(0))
         all_busy = cpus * (now[1] - _last_look[1]) / ticks  # CPUs kept busy, this process included

@@ -383,11 +383,10 @@ def plot_feature_maps(
     x: torch.Tensor,
     layer: nn.Module | str,
     *,
-    max_maps: int = 16,
     ncols: int = 8,
     title: str | None = None,
 ) -> Figure:
-    """Show what one layer of a network computes for one image: its first ``max_maps`` output channels.
+    """Show what one layer of a network computes for one image: its first 16 output channels.
 
     A forward hook on ``layer`` catches its output while ``model(x)`` runs in eval mode without
     gradients; the model is left in the mode it was in. Each map has its own colour scale (yellow
@@ -419,7 +418,7 @@ def plot_feature_maps(
     if not isinstance(outputs[0], torch.Tensor) or outputs[0].ndim != 4:
         raise ValueError(f"{caller}: {name!r} gives no (1, C, H, W) feature map; choose a convolution layer")
     channels, height, width = outputs[0].shape[1:]
-    maps = _to_numpy(outputs[0][0, :max_maps])
+    maps = _to_numpy(outputs[0][0, :16])
     title = title or f"{name}: {len(maps)} of {channels} feature maps, {height}×{width}"
     return _image_grid(maps, {"cmap": "viridis"}, [str(i) for i in range(len(maps))], ncols, 1.3, title)
 

@@ -71,12 +71,10 @@ def adding_problem(num_samples: int, length: int, *, seed: int = 0) -> tuple[tor
     return torch.stack([numbers, markers], dim=2), numbers.gather(1, positions).sum(dim=1)
 
 
-def copy_memory(
-    num_samples: int, blank_length: int, *, memory_length: int = COPY_MEMORY_LENGTH, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
+def copy_memory(num_samples: int, blank_length: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Sequences of the copy-memory task, as in Bai et al.'s code (locuslab/TCN), one-hot encoded.
 
-    With ``m = memory_length`` and ``T = blank_length``, both ``T + 2m`` steps long::
+    With ``m = COPY_MEMORY_LENGTH`` (10) and ``T = blank_length``, both ``T + 2m`` steps long::
 
         input   d1 d2 .. dm  0 0 .. 0  9 9 9 .. 9        (m digits 1..8, T - 1 blanks, m + 1 nines)
         target   0  0 ..  0  0 0 .. 0  0 d1 d2 .. dm     (T + m blanks, then the m digits)
@@ -87,7 +85,7 @@ def copy_memory(
     Returns:
         ``(x, y)``: x float32 ``(N, T + 2m, 10)``, y int64 ``(N, T + 2m)``.
     """
-    generator = torch.Generator().manual_seed(seed)
+    generator, memory_length = torch.Generator().manual_seed(seed), COPY_MEMORY_LENGTH
     digits = torch.randint(1, COPY_DELIMITER, (num_samples, memory_length), generator=generator)
     blanks = torch.full((num_samples, blank_length - 1), COPY_BLANK)
     delimiters = torch.full((num_samples, memory_length + 1), COPY_DELIMITER)
@@ -95,11 +93,11 @@ def copy_memory(
     return x, torch.cat([torch.full((num_samples, blank_length + memory_length), COPY_BLANK), digits], dim=1)
 
 
-def copy_memory_chance_loss(blank_length: int, memory_length: int = COPY_MEMORY_LENGTH) -> float:
+def copy_memory_chance_loss(blank_length: int) -> float:
     """``m ln 8 / (T + 2m)``: the loss of a model that knows where the blanks are (loss 0 there) but
     guesses each recalled digit among the 8. With T = 1000 it is 0.0204, near which Bai et al.'s
     recurrent networks stayed."""
-    return memory_length * math.log(COPY_DELIMITER - 1) / (blank_length + 2 * memory_length)
+    return COPY_MEMORY_LENGTH * math.log(COPY_DELIMITER - 1) / (blank_length + 2 * COPY_MEMORY_LENGTH)
 
 
 def pixel_sequences(
@@ -223,8 +221,6 @@ def make_sequence_task(
                         permutation=permutation)  # fmt: skip
 
 
-#: The models compared on every task, in the order of Bai et al.'s Table 1.
-SEQUENCE_MODELS = ("TCN", "LSTM", "GRU", "RNN")
 #: Hidden sizes that give the three recurrent networks about the same number of parameters (17,000 to
 #: 20,000 on the quick tasks): an LSTM has 4 gates, a GRU 3, a plain RNN 1, so fewer gates, larger state.
 RECURRENT_HIDDEN_SIZES = {"LSTM": 64, "GRU": 74, "RNN": 128}

@@ -40,7 +40,7 @@ from course_utils.evaluation import evaluate
 from course_utils.tables import format_table
 
 OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("constant", "onecycle", "multistep")
+SCHEDULES = ("constant", "onecycle")
 LOSSES = ("cross_entropy", "mse")
 
 
@@ -58,7 +58,7 @@ class TrainConfig:
 
     ``optimizer``: ``"sgd"`` (``momentum``, ``nesterov``) or ``"adamw"`` (``momentum`` is its beta1); ``lr``:
     the peak rate; ``schedule``: ``"constant"``, ``"onecycle"`` (up from ``lr/25`` over ``warmup_fraction`` of
-    the steps, then down to almost 0) or ``"multistep"`` (times ``gamma`` at each epoch of ``milestones``);
+    the steps, then down to almost 0);
     ``grad_clip``: the largest global norm of the gradient (None: no clipping); ``loss``: ``"cross_entropy"``
     or ``"mse"``. ``mixed_precision``: see ``course_utils.environment.choose_precision``; ``channels_last``
     ``"auto"``: on for models with 2-D convolutions. ``time_budget``: seconds (no epoch starts that would
@@ -74,8 +74,6 @@ class TrainConfig:
     weight_decay: float = 0.0
     schedule: str = "constant"
     warmup_fraction: float = 0.25
-    milestones: tuple[int, ...] = ()
-    gamma: float = 0.1
     label_smoothing: float = 0.0
     grad_clip: float | None = None
     loss: str = "cross_entropy"
@@ -113,7 +111,6 @@ class TrainConfig:
             problems.append("resume=True needs checkpoint_dir, the folder that holds last.pt")
         if problems:
             raise ValueError("invalid training settings: " + "; ".join(problems))
-        object.__setattr__(self, "milestones", tuple(self.milestones))
 
 
 class History:
@@ -195,16 +192,6 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> Callabl
                 return peak * (1 / 25 + (1 - 1 / 25) * step / warmup)
             done = min(1.0, (step - warmup) / max(1, total - warmup))
             return peak * (1 + (1 / 25000 - 1) * done)  # the long descent settles into a minimum
-
-    elif config.schedule == "multistep":  # He et al. (2016): divide by 10 at given epochs
-        milestones = [epoch * steps_per_epoch for epoch in config.milestones]
-
-        def lr_at(step: int) -> float:
-            rate = peak
-            for milestone in milestones:
-                if step >= milestone:
-                    rate *= config.gamma  # one multiplication per milestone, as torch's MultiStepLR
-            return rate
 
     else:
 
@@ -404,7 +391,7 @@ def fit(
                 "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict(),
                 "history": history.rows,
-                "config": {**asdict(config), "milestones": list(config.milestones)},
+                "config": asdict(config),
                 "rng": _random_state(),
             }
             atomic_write(checkpoint, lambda file, state=state: torch.save(state, file))

@@ -173,7 +173,7 @@ def test_load_dataset_reads_the_npz_exactly(name, tmp_path):
         assert tensor.dtype == (torch.uint8 if key.startswith("x") else torch.int64)
         assert np.array_equal(tensor.numpy(), array)
     channels = 1 if name == "mnist" else 3
-    assert dataset.image_shape == (channels, *IMAGE_SHAPES[name][:2])
+    assert f"of shape {(channels, *IMAGE_SHAPES[name][:2])}," in repr(dataset)  # (C, H, W)
     assert dataset.classes == (MNIST_CLASSES if name == "mnist" else CIFAR10_CLASSES)
     # mean and std per channel of the training images only, on the [0, 1] scale.
     pixels = arrays["x_train"].reshape(-1, channels) / 255.0
@@ -786,9 +786,7 @@ def test_denormalize_undoes_the_normalisation_and_clamps_to_the_displayable_rang
 
 def test_make_batches_holds_out_disjoint_balanced_validation_and_subsets():
     dataset = synthetic_dataset("mnist")
-    splits = make_batches(
-        dataset, batch_size=32, val_size=100, train_subset=200, test_subset=50, seed=4, eval_batch_size=64
-    )
+    splits = make_batches(dataset, batch_size=32, val_size=100, train_subset=200, test_subset=50, seed=4)
     assert isinstance(splits, BatchSplits) and splits.classes == MNIST_CLASSES
     train_ids, val_ids, test_ids = (image_ids(b.inputs) for b in (splits.train, splits.val, splits.test))
     assert (len(train_ids), len(val_ids), len(test_ids)) == (200, 100, 50)
@@ -804,7 +802,7 @@ def test_make_batches_holds_out_disjoint_balanced_validation_and_subsets():
         assert batches.mean == dataset.mean and batches.std == dataset.std
     assert splits.train.shuffle and splits.train.batch_size == 32 and not splits.train.augment
     for evaluation in (splits.val, splits.test):
-        assert not evaluation.shuffle and not evaluation.augment and evaluation.batch_size == 64
+        assert not evaluation.shuffle and not evaluation.augment and evaluation.batch_size == 1024
         assert torch.equal(one_epoch(evaluation)[1], evaluation.targets)  # storage order, every time
     again = make_batches(dataset, batch_size=32, val_size=100, train_subset=200, test_subset=50, seed=4)
     assert torch.equal(image_ids(again.train.inputs), train_ids)
@@ -893,7 +891,7 @@ def test_real_mnist_has_the_known_sizes_labels_and_statistics(real_mnist):
     assert real_mnist.y_test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     assert [round(m, 4) for m in real_mnist.mean] == [0.1307]
     assert [round(s, 4) for s in real_mnist.std] == [0.3081]
-    assert real_mnist.image_shape == (1, 28, 28) and real_mnist.classes == MNIST_CLASSES
+    assert "of shape (1, 28, 28)," in repr(real_mnist) and real_mnist.classes == MNIST_CLASSES
 
 
 def test_real_cifar10_has_the_known_sizes_labels_and_statistics(real_cifar10):
@@ -909,7 +907,7 @@ def test_real_cifar10_has_the_known_sizes_labels_and_statistics(real_cifar10):
     assert real_cifar10.y_test[:10].tolist() == [3, 8, 8, 0, 6, 6, 1, 6, 3, 1]
     assert [round(m, 4) for m in real_cifar10.mean] == [0.4914, 0.4822, 0.4465]
     assert [round(s, 4) for s in real_cifar10.std] == [0.2470, 0.2435, 0.2616]
-    assert real_cifar10.image_shape == (3, 32, 32) and real_cifar10.classes == CIFAR10_CLASSES
+    assert "of shape (3, 32, 32)," in repr(real_cifar10) and real_cifar10.classes == CIFAR10_CLASSES
 
 
 @pytest.mark.parametrize("dataset_fixture", ["real_mnist", "real_cifar10"])

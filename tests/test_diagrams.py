@@ -108,7 +108,7 @@ def test_sliding_window_custom_positions_and_invalid_settings():
 def test_unrolled_rnn_names_the_shared_weights_and_reads_the_given_image():
     image = torch.zeros(28, 28, dtype=torch.uint8)
     image[10, :] = 255
-    fig = draw_unrolled_rnn(image, shown_steps=3)
+    fig = draw_unrolled_rnn(image)
     shown = texts(fig)
     for needed in ("$W_{xh}$", "$W_{hh}$", "$h_0 = 0$", "$x_{1}$ = row 1", "$x_{T}$ = row 28", "10 logits"):
         assert needed in shown, needed

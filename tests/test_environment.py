@@ -285,7 +285,8 @@ def test_without_a_recent_look_it_measures_for_the_interval(machine, monkeypatch
     machine(2.0, seconds=600)  # long ago the machine was busy
     slept = []
     monkeypatch.setattr(time, "sleep", lambda seconds: (slept.append(seconds), machine(0.0, seconds)))
-    assert share_cpu_threads(interval=0.2) == 2  # what counts is the new measurement: quiet now
+    monkeypatch.setattr(environment, "_MEASURE_SECONDS", 0.2)
+    assert share_cpu_threads() == 2  # what counts is the new measurement: quiet now
     assert slept == [0.2]
 
 

@@ -50,7 +50,11 @@ BOOKKEEPING = {"device", "progress", "live_plot", "log_every", "name", "checkpoi
 #: The settings of make_batches that shape the training and validation data (test_subset does not).
 BATCH_SETTINGS = ("batch_size", "val_size", "train_subset", "drop_last")
 #: Fields the record's TrainConfig had and today's has not: what each did (nothing, for these runs).
-RETIRED_FIELDS = {"warmup_epochs": "the warm-up of the cosine schedule, since removed"}
+RETIRED_FIELDS = {
+    "warmup_epochs": "the warm-up of the cosine schedule, since removed",
+    "milestones": "of the multistep schedule, since removed (no recipe used it)",
+    "gamma": "of the multistep schedule, since removed",
+}
 #: Fields today's TrainConfig added, and the value every recorded run had before the field existed.
 NEW_FIELDS = {"loss": "cross_entropy"}
 
@@ -156,6 +160,7 @@ def test_every_model_trained_as_the_notebook_trains_it_with_the_grid_of_its_opti
         config = notebook_config(run, model, lr=1.0)
         recorded = {**NEW_FIELDS, **record["train_configs"][model]}
         assert recorded["schedule"] != "cosine", f"{model}: {RETIRED_FIELDS['warmup_epochs']}"
+        assert recorded["schedule"] != "multistep", f"{model}: {RETIRED_FIELDS['milestones']}"
         recorded = {k: v for k, v in recorded.items() if k not in RETIRED_FIELDS}
         now = what_config_sets(config)
         if config.optimizer != "sgd":  # AdamW has no Nesterov variant: the field is not read

@@ -17,7 +17,6 @@ from course_utils.sequences import (
     ADDING_CHANCE_MSE,
     COPY_DELIMITER,
     RECURRENT_HIDDEN_SIZES,
-    SEQUENCE_MODELS,
     SequenceTask,
     adding_problem,
     copy_memory,
@@ -139,8 +138,6 @@ def test_copy_memory_layout():
     assert (symbols[:, memory + blank - 1 :] == COPY_DELIMITER).all()  # the delimiter, m + 1 steps
     assert (y[:, : blank + memory] == 0).all()  # blanks due until the recall ...
     assert torch.equal(y[:, -memory:], digits)  # ... then the digits, in order
-    short_x, short_y = copy_memory(3, 5, memory_length=2, seed=0)
-    assert short_x.shape == (3, 9, 10) and torch.equal(short_y[:, -2:], short_x[:, :2].argmax(dim=2))
 
 
 def test_copy_memory_uses_all_eight_digits_and_is_reproducible():
@@ -412,7 +409,7 @@ def test_sequence_model_builders_give_four_models_of_about_the_same_size(name):
     task = make_sequence_task({**entry, "train_size": 8, "val_size": 8, "test_size": 8})
     levels, kernel_size = entry["tcn_levels"], entry["tcn_kernel_size"]
     builders = sequence_model_builders(task, tcn_levels=levels, tcn_kernel_size=kernel_size)
-    assert tuple(builders) == SEQUENCE_MODELS == ("TCN", "LSTM", "GRU", "RNN")
+    assert tuple(builders) == ("TCN", "LSTM", "GRU", "RNN")  # Bai et al.'s order
     models = {model_name: build() for model_name, build in builders.items()}
     counts = {model_name: count_parameters(model) for model_name, model in models.items()}
     assert max(counts.values()) <= 1.1 * min(counts.values()), counts

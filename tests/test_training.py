@@ -103,8 +103,8 @@ def keep_torch_threads():
 
 
 def test_a_config_needs_only_epochs_lr_and_optimizer():
-    config = TrainConfig(epochs=3, lr=0.1, optimizer="sgd", milestones=[1, 2])
-    assert config.schedule == "constant" and config.loss == "cross_entropy" and config.milestones == (1, 2)
+    config = TrainConfig(epochs=3, lr=0.1, optimizer="sgd")
+    assert config.schedule == "constant" and config.loss == "cross_entropy"
     assert TrainConfig(epochs=3, lr=0.1, optimizer="sgd", name="a") == TrainConfig(3, 0.1, "sgd", name="b")
     with pytest.raises(TypeError):
         TrainConfig(epochs=3, lr=0.1)  # no recipe value hides in a default
@@ -119,7 +119,7 @@ def test_bad_settings_are_refused_with_every_problem_listed():
         "epochs must be a positive whole number, got 0",
         "lr must be a positive number, got -1.0",
         "optimizer must be one of sgd, adamw, got 'adam'",
-        "schedule must be one of constant, onecycle, multistep, got 'cosine'",
+        "schedule must be one of constant, onecycle, got 'cosine'",
         "loss must be one of cross_entropy, mse, got 'l1'",
     ):
         assert problem in message
@@ -180,31 +180,6 @@ def test_onecycle_rises_to_the_peak_then_falls_almost_to_zero():
     assert rates[62] == pytest.approx(0.1 * (1 + (1 / 25000 - 1) * 37 / 75))  # linear on the way down
     short = learning_rate_schedule(TrainConfig(1, 0.1, "sgd", schedule="onecycle"), steps_per_epoch=2)
     assert short(0) < short(1) == pytest.approx(0.1)  # a run of two steps still warms up
-
-
-@pytest.mark.parametrize(
-    "settings",
-    [
-        {"epochs": 10, "lr": 0.1, "milestones": (5, 8)},
-        {"epochs": 6, "lr": 0.017, "milestones": (1, 3), "gamma": 0.2},
-        {"epochs": 4, "lr": 0.3, "milestones": (0, 2, 3)},
-        {"epochs": 3, "lr": 0.05, "milestones": ()},
-    ],
-    ids=lambda settings: str(settings["milestones"]),
-)
-@pytest.mark.parametrize("steps_per_epoch", [1, 7, 391])
-def test_multistep_gives_torchs_multisteplr_rates_to_the_bit(settings, steps_per_epoch):
-    config = TrainConfig(optimizer="sgd", schedule="multistep", **settings)
-    lr_at = learning_rate_schedule(config, steps_per_epoch)
-    optimizer = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=config.lr)
-    milestones = [epoch * steps_per_epoch for epoch in config.milestones]
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=config.gamma)
-    expected = []
-    for _ in range(config.epochs * steps_per_epoch):
-        expected.append(optimizer.param_groups[0]["lr"])  # read before each step, as fit does
-        optimizer.step()
-        scheduler.step()
-    assert [lr_at(step) for step in range(len(expected))] == expected  # equal floats, not approximately
 
 
 def test_constant_is_the_rate_itself_and_no_steps_is_refused():

@@ -1,4 +1,4 @@
-"""The graded assignments, continued: the helpers are tests/test_grading.py's; the course folders are built again.
+"""The graded assignments, continued: the helpers are tests/test_grading.py's; the course is built again.
 
 * The Chinese edition grades the simulated class as the English one does.
 * The teacher's own solutions get every point, and a solution broken where only the hidden tests look

@@ -491,11 +491,18 @@ def test_train_config_takes_the_training_settings_and_the_run_device():
 def test_notebook_04_gives_each_model_its_rate_and_resnet_20_its_own_optimiser():
     run = configure("04_cnn_vs_rnn", "full", device="cpu")
     rnn = run.train_config(lr=run.learning_rates["row RNN"], name="row RNN")
-    assert (rnn.lr, rnn.epochs, rnn.optimizer, rnn.grad_clip) == (2e-3, run.epochs, "adamw", 1.0)
+    assert (rnn.lr, rnn.epochs, rnn.optimizer, rnn.grad_clip) == (
+        run.learning_rates["row RNN"],
+        run.epochs,
+        run.optimizer,
+        run.grad_clip,
+    )
     resnet = run.train_config(
         **run.resnet_training, epochs=run.cifar_epochs, lr=run.cifar_learning_rates["ResNet-20"]
     )
-    assert (resnet.optimizer, resnet.nesterov, resnet.grad_clip, resnet.epochs) == ("sgd", True, None, 30)
+    own = run.resnet_training  # its own optimiser, not the others' (the values are the recipe's)
+    assert (resnet.optimizer, resnet.nesterov, resnet.grad_clip) == (own["optimizer"], own["nesterov"], None)
+    assert resnet.optimizer != rnn.optimizer and resnet.epochs == run.cifar_epochs != run.epochs
     with pytest.raises(TypeError, match="lr"):
         run.train_config()  # 04 has no one rate: each model's is its own
 
@@ -604,8 +611,9 @@ def test_printing_a_run_shows_its_settings_and_checks_with_paths_inside_the_chec
     text = str(run)
     rows = rows_of(text)
     assert rows["profile"] == ["smoke"] and rows["device"] == ["cpu"] and rows["seed"] == ["0"]
-    assert rows["lr"] == ["0.01", "(set by parameter)"] and rows["epochs"] == ["1"]
-    assert rows["min_test_accuracy"] == ["0.6", "(check)"] and rows["lenet_beats_mlp"] == ["False", "(check)"]
+    values, checks = recipe("02_lenet5_mnist", "smoke")
+    assert rows["lr"] == ["0.01", "(set by parameter)"] and rows["epochs"] == [str(values["epochs"])]
+    assert all(rows[name] == [str(value), "(check)"] for name, value in checks.items())
     assert rows["output dir"] == ["outputs/x/02_lenet5_mnist"] and str(ROOT) not in text
 
 

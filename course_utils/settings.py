@@ -81,18 +81,18 @@ RECIPES: dict[str, dict[str, Any]] = {
         # resume_epochs: epochs before the notebook interrupts its main run on purpose, to resume it.
         # plain_*: the plain-vs-residual comparison (He et al. 2016, Figure 6), one plain and one residual
         # net per depth. drop_last: every step sees a full batch. full: what fitted the 80 s budget of the
-        # GPU benchmark on an H200 (benchmarks/gpu_full_results.py picks the epochs, at most epochs_max).
+        # GPU benchmark on an H200 (benchmarks/gpu_full_results.py picks the epochs, at most its EPOCHS_MAX).
         "datasets": ["cifar10"],
         "settings": {
             "base": {**_RESNET_SGD, "schedule": "onecycle", "label_smoothing": 0.0, "val_size": 5000,
                      "train_subset": None, "test_subset": None, "plain_depths": [20], "drop_last": True,
                      "compile": False},
-            "smoke": {"epochs": 2, "epochs_max": 2, "batch_size": 32, "lr": 0.1, "val_size": 500,
+            "smoke": {"epochs": 2, "batch_size": 32, "lr": 0.1, "val_size": 500,
                       "train_subset": 1000, "test_subset": 1000, "resume_epochs": 1, "plain_epochs": 1,
                       "plain_train_subset": 1000},
-            "quick": {"epochs": 10, "epochs_max": 10, "batch_size": 128, "lr": 0.2, "resume_epochs": 5,
+            "quick": {"epochs": 10, "batch_size": 128, "lr": 0.2, "resume_epochs": 5,
                       "plain_epochs": 3, "plain_train_subset": 10000},
-            "full": {"epochs": 74, "epochs_max": 100, "batch_size": 512, "lr": 0.4, "label_smoothing": 0.1,
+            "full": {"epochs": 74, "batch_size": 512, "lr": 0.4, "label_smoothing": 0.1,
                      "resume_epochs": 30, "plain_epochs": 60, "plain_train_subset": None,
                      "plain_depths": [20, 56], "compile": True},
         },

@@ -197,10 +197,10 @@ def test_counts_are_positive_and_rates_positive_finite_numbers(notebook, profile
         assert not rate or (isinstance(value, float) and value > 0), where
 
 
-def test_notebook_03_interrupts_its_run_before_the_end_and_stays_within_epochs_max():
+def test_notebook_03_interrupts_its_run_before_the_end():
     for profile in CONCRETE:
         values, _ = recipe("03_resnet20_cifar10", profile)
-        assert 1 <= values["resume_epochs"] < values["epochs"] <= values["epochs_max"], profile
+        assert 1 <= values["resume_epochs"] < values["epochs"], profile
         assert values["plain_depths"][0] == 20, profile  # the comparison's first depth is ResNet-20's
 
 

@@ -42,6 +42,8 @@ _MNIST = {"task": "sequential_mnist", "side": 14, "permuted": False}
 _TCN = {"tcn_levels": 4, "tcn_kernel_size": 4}
 # ResNet-20's optimiser (SGD, Nesterov momentum): notebook 03's recipe, which notebook 04 keeps for ResNet-20.
 _RESNET_SGD = {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}
+# The one-cycle schedule of notebooks 02-04: a quarter of the steps rise to the peak rate, the rest fall.
+_ONECYCLE = {"schedule": "onecycle", "warmup_fraction": 0.25}
 
 # Per notebook: the datasets it loads (the batch runner checks them before anything runs), its settings
 # and its checks, each a base plus what each profile changes.
@@ -58,7 +60,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         # quick: 4 epochs reached 99.00-99.20 % test accuracy over seeds 0-2 on a 2-core CPU.
         "datasets": ["mnist"],
         "settings": {
-            "base": {"optimizer": "adamw", "weight_decay": 0.01, "schedule": "onecycle", "val_size": 5000,
+            "base": {"optimizer": "adamw", "weight_decay": 0.01, **_ONECYCLE, "val_size": 5000,
                      "train_subset": None, "test_subset": None},
             "smoke": {"epochs": 1, "batch_size": 64, "lr": 2e-3, "val_size": 1000, "train_subset": 3000},
             "quick": {"epochs": 4, "batch_size": 128, "lr": 3e-3},
@@ -84,7 +86,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         # GPU benchmark on an H200 (benchmarks/gpu_full_results.py picks the epochs, at most its EPOCHS_MAX).
         "datasets": ["cifar10"],
         "settings": {
-            "base": {**_RESNET_SGD, "schedule": "onecycle", "label_smoothing": 0.0, "val_size": 5000,
+            "base": {**_RESNET_SGD, **_ONECYCLE, "label_smoothing": 0.0, "val_size": 5000,
                      "train_subset": None, "test_subset": None, "plain_depths": [20], "drop_last": True,
                      "compile": False},
             "smoke": {"epochs": 2, "batch_size": 32, "lr": 0.1, "val_size": 500,
@@ -117,7 +119,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "settings": {
             "base": {
                 "val_size": 5000, "train_subset": None, "test_subset": None, "hidden_size": 128,
-                "optimizer": "adamw", "weight_decay": 0.01, "schedule": "onecycle", "grad_clip": 1.0,
+                "optimizer": "adamw", "weight_decay": 0.01, **_ONECYCLE, "grad_clip": 1.0,
                 "mixed_precision": "auto", "equal_time_reference": "LeNet-5", "max_shift": 4,
                 "learning_rates": {"MLP": 4e-3, "LeNet-5": 4e-3, "row RNN": 2e-3, "row LSTM": 8e-3,
                                    "row GRU": 8e-3},

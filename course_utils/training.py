@@ -56,9 +56,11 @@ class CheckpointError(RuntimeError):
 class TrainConfig:
     """Every knob of :func:`fit`; a notebook's recipe (``course_utils.settings``) gives the values.
 
-    ``optimizer``: ``"sgd"`` (``momentum``, ``nesterov``) or ``"adamw"`` (``momentum`` is its beta1); ``lr``:
-    the peak rate; ``schedule``: ``"constant"``, ``"onecycle"`` (up from ``lr/25`` over ``warmup_fraction`` of
-    the steps, then down to almost 0);
+    Defaults are neutral (no weight decay, a constant rate, no clipping) or torch's own: a recipe says what
+    it wants. ``optimizer``: ``"sgd"`` (``momentum``, ``nesterov``) or ``"adamw"`` (``momentum`` is its beta1;
+    None: the optimiser's default, none for SGD, 0.9 for AdamW); ``lr``: the peak rate; ``schedule``:
+    ``"constant"`` or ``"onecycle"`` (up from ``lr/25`` over ``warmup_fraction`` of the steps, which it needs,
+    then down to almost 0);
     ``grad_clip``: the largest global norm of the gradient (None: no clipping); ``loss``: ``"cross_entropy"``
     or ``"mse"``. ``mixed_precision``: see ``course_utils.environment.choose_precision``; ``channels_last``
     ``"auto"``: on for models with 2-D convolutions. ``time_budget``: seconds (no epoch starts that would
@@ -69,11 +71,11 @@ class TrainConfig:
     epochs: int
     lr: float
     optimizer: str
-    momentum: float = 0.9
+    momentum: float | None = None
     nesterov: bool = False
     weight_decay: float = 0.0
     schedule: str = "constant"
-    warmup_fraction: float = 0.25
+    warmup_fraction: float | None = None
     label_smoothing: float = 0.0
     grad_clip: float | None = None
     loss: str = "cross_entropy"
@@ -99,8 +101,13 @@ class TrainConfig:
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("loss", LOSSES)):
             if getattr(self, name) not in allowed:
                 problems.append(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1 or not 0 < self.warmup_fraction < 1:
+        warmup_ok = self.warmup_fraction is None or 0 < self.warmup_fraction < 1
+        if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1 or not warmup_ok:
             problems.append("weight_decay must be >= 0, label_smoothing in [0, 1), warmup_fraction in (0, 1)")
+        if self.schedule == "onecycle" and self.warmup_fraction is None:
+            problems.append(
+                "the onecycle schedule needs warmup_fraction: the share of the steps that rise to lr"
+            )
         if self.grad_clip is not None and not self.grad_clip > 0:
             problems.append(f"grad_clip must be positive or None, got {self.grad_clip!r}")
         if not (isinstance(self.log_every, int) and self.log_every >= 1 and self.checkpoint_every >= 0):
@@ -165,13 +172,14 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
         return torch.optim.SGD(
             parameters,
             lr=config.lr,
-            momentum=config.momentum,
-            nesterov=config.nesterov and config.momentum > 0,
+            momentum=config.momentum or 0.0,
+            nesterov=config.nesterov and bool(config.momentum),
             weight_decay=config.weight_decay,
         )
-    return torch.optim.AdamW(
-        parameters, lr=config.lr, betas=(config.momentum, 0.999), weight_decay=config.weight_decay
-    )
+    beta1 = (
+        {} if config.momentum is None else {"betas": (config.momentum, 0.999)}
+    )  # else torch's (0.9, 0.999)
+    return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay, **beta1)
 
 
 def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:

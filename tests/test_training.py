@@ -170,7 +170,9 @@ def test_make_optimizer_builds_what_the_config_says():
 
 
 def test_onecycle_rises_to_the_peak_then_falls_almost_to_zero():
-    lr_at = learning_rate_schedule(TrainConfig(10, 0.1, "sgd", schedule="onecycle"), steps_per_epoch=10)
+    lr_at = learning_rate_schedule(
+        TrainConfig(10, 0.1, "sgd", schedule="onecycle", warmup_fraction=0.25), steps_per_epoch=10
+    )
     rates = [lr_at(step) for step in range(100)]
     assert rates[0] == pytest.approx(0.1 / 25)
     assert max(rates) == rates[25] == 0.1  # the peak, after warmup_fraction = 0.25 of the 100 steps
@@ -178,7 +180,9 @@ def test_onecycle_rises_to_the_peak_then_falls_almost_to_zero():
     assert all(a > b for a, b in zip(rates[25:], rates[26:]))  # then down, step by step
     assert lr_at(100) == pytest.approx(0.1 / 25000)  # where the line ends
     assert rates[62] == pytest.approx(0.1 * (1 + (1 / 25000 - 1) * 37 / 75))  # linear on the way down
-    short = learning_rate_schedule(TrainConfig(1, 0.1, "sgd", schedule="onecycle"), steps_per_epoch=2)
+    short = learning_rate_schedule(
+        TrainConfig(1, 0.1, "sgd", schedule="onecycle", warmup_fraction=0.25), steps_per_epoch=2
+    )
     assert short(0) < short(1) == pytest.approx(0.1)  # a run of two steps still warms up
 
 
@@ -245,7 +249,15 @@ def test_fit_learns_a_simple_problem_and_records_every_epoch():
     seed_everything(0)
     val = blob_batches(64, seed=1, shuffle=False)
     history = fit(
-        TinyNet(), blob_batches(), val, epochs=4, lr=0.05, schedule="onecycle", name="tiny", **QUIET
+        TinyNet(),
+        blob_batches(),
+        val,
+        epochs=4,
+        lr=0.05,
+        schedule="onecycle",
+        warmup_fraction=0.25,
+        name="tiny",
+        **QUIET,
     )
     assert history.name == "tiny" and len(history) == 4
     assert list(history.last) == ROW_KEYS
@@ -253,7 +265,9 @@ def test_fit_learns_a_simple_problem_and_records_every_epoch():
     assert history.last["val_accuracy"] > 0.95
     assert history.column("train_loss")[-1] < history.column("train_loss")[0]
     assert all(row["images_per_second"] > 0 and row["seconds"] > 0 for row in history.rows)
-    lr_at = learning_rate_schedule(TrainConfig(4, 0.05, "sgd", schedule="onecycle"), steps_per_epoch=8)
+    lr_at = learning_rate_schedule(
+        TrainConfig(4, 0.05, "sgd", schedule="onecycle", warmup_fraction=0.25), steps_per_epoch=8
+    )
     assert history.column("lr") == [lr_at(0), lr_at(8), lr_at(16), lr_at(24)]  # each epoch's first step
 
 
@@ -302,7 +316,13 @@ def test_fit_in_fp32_is_exactly_the_plain_notebook_loop(grad_clip):
     """LeNet-5 in float32: fit's GradScaler is off and passes everything through, the same losses and
     the same weights come out, to the bit."""
     config = TrainConfig(
-        epochs=3, lr=0.05, schedule="onecycle", channels_last=False, grad_clip=grad_clip, **QUIET
+        epochs=3,
+        lr=0.05,
+        schedule="onecycle",
+        warmup_fraction=0.25,
+        channels_last=False,
+        grad_clip=grad_clip,
+        **QUIET,
     )
     seed_everything(5)
     by_fit, by_hand = LeNet5(num_classes=4), LeNet5(num_classes=4)
@@ -533,7 +553,15 @@ class InterruptAt(nn.Module):
 
 
 def test_an_interrupted_run_resumed_in_a_new_model_ends_exactly_as_an_uninterrupted_one(tmp_path, capsys):
-    settings = dict(epochs=4, lr=0.05, schedule="onecycle", checkpoint_every=1, **QUIET)
+    settings = dict(
+        epochs=4,
+        lr=0.05,
+        schedule="onecycle",
+        warmup_fraction=0.25,
+        momentum=0.9,
+        checkpoint_every=1,
+        **QUIET,
+    )
     with pinned_threads(1):
         seed_everything(7)
         straight = TinyNet()
@@ -544,6 +572,8 @@ def test_an_interrupted_run_resumed_in_a_new_model_ends_exactly_as_an_uninterrup
             epochs=4,
             lr=0.05,
             schedule="onecycle",
+            warmup_fraction=0.25,
+            momentum=0.9,
             **QUIET,
         )
 

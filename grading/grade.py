@@ -335,10 +335,13 @@ def first_line(error: NotebookNode) -> str:
 
 def failures(course: Path, student: str, assignment: str) -> list[str]:
     """``exercise: why`` for every test that failed, from the scored notebook: the first line of its error,
-    or of the error of the exercise's own code where that failed first (a syntax error, a failed import)."""
+    or of the error of the exercise's own code where that failed first (a syntax error, a failed import).
+    First, the first cell that is no exercise and failed (the imports, past the time limit): the cause of
+    the NameErrors after it."""
     found = []
     for path in sorted((course / "autograded" / student / assignment).glob("*.ipynb")):
         code_errors = {}  # grade id of a solution cell: its error
+        setup_failed = False
         for cell in nbformat.read(path, as_version=4).cells:
             nbgrader = cell.metadata.get("nbgrader", {})
             errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
@@ -352,6 +355,10 @@ def failures(course: Path, student: str, assignment: str) -> list[str]:
                     found.append(f"{exercise}: its code failed, {first_line(code_errors[exercise])}")
                 else:
                     found.append(f"{exercise}: {first_line(errors[-1])}")
+            elif not setup_failed:
+                setup_failed = True
+                start = (cell.source.strip().splitlines() or [""])[0][:60]
+                found.insert(0, f"a cell that is no exercise failed (`{start}`): {first_line(errors[-1])}")
     return found
 
 

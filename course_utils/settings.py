@@ -69,8 +69,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         # The test accuracies LeNet-5 and the MLP must reach; whether LeNet-5 must beat the MLP (one
         # epoch on 3,000 images is too short for that to be sure). The regularisation experiment (section
         # 9: an MLP on 500 images, the same in every profile): without regularisation, the gap between
-        # training and validation accuracy (points) and the rise of the validation loss after its minimum
-        # (last / lowest); weight decay 3's validation loss against none's; what the shifts add.
+        # training and validation accuracy (in points) and the rise of the validation loss after its minimum
+        # (last / lowest); weight decay 3's validation loss as a fraction of none's; the validation accuracy
+        # the shifts add (a fraction: 0.03 is 3 points).
         "checks": {
             "base": {"lenet_beats_mlp": True, "min_overfit_gap_points": 10.0, "min_val_loss_rise": 1.1,
                      "max_decay_val_loss_ratio": 0.9, "min_shift_val_gain": 0.03},
@@ -139,8 +140,9 @@ RECIPES: dict[str, dict[str, Any]] = {
                 "cifar_batch_size": 256, "cifar_train_subset": None,
             },
         },
-        # max_equal_time_overrun: how much longer than the reference's a model's training may last at
-        # equal time (timing noise; a model that needs longer for one epoch trains one).
+        # max_equal_time_overrun: how much longer than the time it was given (LeNet-5's on MNIST, ResNet-20's
+        # on CIFAR-10) a model's training may last, as a fraction (timing noise); on MNIST a model that needs
+        # longer for one epoch trains one, and is not held to it.
         # min_gru_operator_ratio: the row GRU's operator calls per forward pass / the row LSTM's, on a CPU.
         # min_*: each model's test accuracy. comparisons: whether claims that rank models are enforced
         # (smoke's run is too short for any ranking: there they are printed). resnet_wins_cifar_equal_time:
@@ -248,7 +250,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         # *_loss_ratio: test losses as a fraction of chance; max_copy_recurrent_accuracy: the recalled
         # digits the LSTM, GRU and RNN get right at most within the budget; min_trained_gated_reach: the
         # reach ratio (first half / second half of the steps) the trained LSTM and GRU reach at least;
-        # min_attention_reach: the one untrained self-attention reaches at least.
+        # min_attention_reach: the reach ratio an untrained self-attention layer reaches at least.
         # comparisons: whether rankings are enforced (smoke is too short: only printed).
         "checks": {
             "base": {"comparisons": True, "max_adding_solved_loss_ratio": 0.05, "min_attention_reach": 0.5,

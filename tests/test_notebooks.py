@@ -266,3 +266,18 @@ def test_metrics_are_written_by_one_call(path):
     sources = [cell.source for cell in code_cells(load(path))]
     calls = sum(source.count("run.write_metrics(") for source in sources)
     assert calls <= 1, f"{calls} calls of run.write_metrics: one call writes everything a batch run collects"
+
+
+@pytest.mark.parametrize("edition", ["", "zh"])
+def test_notebook_02_prose_quotes_the_regularisation_run_it_stores(edition):
+    """§9's "What to notice" quotes the table its experiment stored: every decimal in the prose is in the
+    table, or is the shifts' gain over no regularisation (a rerun changes the table; then this fails)."""
+    cells = {cell.id: cell for cell in load(NOTEBOOKS_DIR / edition / "02_lenet5_mnist.ipynb").cells}
+    table = "".join(text for output in cells["5e0a1c11"].outputs for text in output_texts(output))
+    rows = {line.split("  ")[0]: line.split() for line in table.splitlines() if "%" in line}
+    val_accuracy = {name: float(row[-6].rstrip("%")) for name, row in rows.items()}  # the 4th column
+    gain = val_accuracy["shifts of up to 2 px"] - val_accuracy["none"]
+    quoted = re.findall(r"\d+\.\d+", cells["5e0a1c13"].source)
+    assert len(quoted) >= 12, quoted
+    for number in quoted:
+        assert number in table or number == f"{gain:.2f}", f"{number} is not in the stored table:\n{table}"

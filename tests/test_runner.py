@@ -391,8 +391,10 @@ def test_a_notebook_past_its_timeout_is_stopped_and_kept(tmp_path, capsys):
     notebooks, runs = tmp_path / "nb", tmp_path / "runs"
     course_notebook(notebooks, "01_slow", "import time\n\nfor _ in range(600):\n    time.sleep(0.1)")
     started = time.monotonic()
-    assert main(["run", "--notebooks-dir", str(notebooks), "--runs-dir", str(runs), "--timeout", "0.05"]) == 1
-    assert time.monotonic() - started < 60, "--timeout limits the whole notebook"
+    # 15 s for the whole notebook: its kernel starts and its first cells run within them, even with the
+    # other processes of make test on the same cores; the loop of 60 s does not.
+    assert main(["run", "--notebooks-dir", str(notebooks), "--runs-dir", str(runs), "--timeout", "0.25"]) == 1
+    assert time.monotonic() - started < 50, "--timeout limits the whole notebook"
     out = capsys.readouterr().out
     assert "TIMEOUT after" in out and "01_slow stopped at In [4] `import time`" in out
     folder, summary = summary_of(runs)

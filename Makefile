@@ -36,7 +36,7 @@ lint: setup
 
 # Three pytest processes (pytest-xdist), each taking whole test files (a notebook's cells share one
 # kernel). Many tests wait on a kernel or a subprocess, so three keep two cores busy: on the 2-core Xeon
-# the tests took 4.3 to 4.8 min, against 7.6 in one process and 5.7 in two. TEST_PROCESSES=1: one.
+# the tests took 4.3 to 5.0 min (six runs, 2026-12-07), against 7.6 in one process. TEST_PROCESSES=1: one.
 TEST_PROCESSES ?= 3
 
 test: lint
